@@ -1,0 +1,31 @@
+# Every target creates the environment first. torch is kept at the CPU build by constraints.txt:
+# an unpinned torch (ours or a dependency's) would pull several GB of CUDA packages.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --constraint constraints.txt
+
+.PHONY: venv test demo bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[train,triton,dev]"
+	# Optional test and benchmark oracles: SpikingJelly and snnTorch neurons import without torchvision when installed without deps.
+	$(PIP) --no-deps spikingjelly==0.0.0.0.14 snntorch==1.0.0 && $(PIP) loguru
+	touch $@
+
+test: venv
+	$(PY) -m pytest -n 2 -q
+
+demo: venv
+	$(PY) -m adalif.demo
+
+bench: venv
+	$(PY) benchmarks/neurons.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,78 @@
+"""AR-LIF dynamics (Huang et al., arXiv 2507.20746; official ``XLIF``), in this order per step:
+
+.. math::
+    H_t &= \\lambda V_{t-1} + X_t                                       &\\text{charge}\\\\
+    \\theta_t &= V_{th} + \\tanh(a)\\tanh(X_t)                            &\\text{adaptive threshold}\\\\
+    S_t &= \\Theta(H_t - \\theta_t)                                       &\\text{fire}\\\\
+    \\tilde M_t &= \\sigma(cX_t)[M_{t-1}]_+ - (1-\\sigma(cX_t))[-M_{t-1}]_+ &\\text{memory leak}\\\\
+    M_t &= \\tilde M_t + (2S_t - 1)\\,\\sigma(X_t)                         &\\text{memory integrate}\\\\
+    V_t &= H_t - S_t(\\theta_t + \\sigma(M_t))                            &\\text{adaptive reset}
+
+Ablations (docs/neurons.md): ``adaptive_threshold=False`` fixes :math:`\\theta_t = V_{th}`;
+``adaptive_reset=False`` resets softly by :math:`\\theta_t` with no memory; ``carry_memory=False``
+reads :math:`M_{t-1} = 0` at every step (the official CIFAR10-DVS code). Nothing is detached.
+"""
+
+from __future__ import annotations
+
+import math
+
+from typing import NamedTuple, Optional, Union
+
+import torch
+import torch.nn.functional as F
+
+from ..surrogate import Rectangle, Surrogate
+from .checks import check_sequence, check_state
+from .loop import unroll
+from .records import ARLIFState, SequenceOutput, StepOutput
+
+
+class ARLIFParameters(NamedTuple):
+    decay: float = 0.5
+    v_threshold: float = 1.0
+    a: Union[float, torch.Tensor] = 0.0
+    c: Union[float, torch.Tensor] = 1.0
+    adaptive_reset: bool = True
+    adaptive_threshold: bool = True
+    carry_memory: bool = True
+    surrogate: Surrogate = Rectangle(1.0)
+
+
+def arlif_initial_state(like: torch.Tensor) -> ARLIFState:
+    return ARLIFState(torch.zeros_like(like), torch.zeros_like(like))
+
+
+def arlif_step(x: torch.Tensor, state: ARLIFState, params: ARLIFParameters) -> StepOutput:
+    """One step: ``x`` ``[B, ...]`` -> spikes, new state ``(V, M)`` and :math:`H_t`."""
+    h = params.decay * state.v + x
+    if params.adaptive_threshold:
+        tanh_a = torch.tanh(params.a) if isinstance(params.a, torch.Tensor) else math.tanh(params.a)
+        theta = params.v_threshold + tanh_a * torch.tanh(x)
+    else:
+        theta = params.v_threshold
+    s = params.surrogate(h - theta)
+    if not params.adaptive_reset:
+        return StepOutput(s, ARLIFState(h - s * theta, state.m), h)
+    m_prev = state.m if params.carry_memory else torch.zeros_like(state.m)
+    gate = torch.sigmoid(params.c * x)
+    m = gate * F.relu(m_prev) - (1.0 - gate) * F.relu(-m_prev)
+    m = m + s * torch.sigmoid(x) - (1.0 - s) * torch.sigmoid(x)
+    v = h - s * (theta + torch.sigmoid(m))
+    return StepOutput(s, ARLIFState(v, m), h)
+
+
+def arlif(
+    x: torch.Tensor,
+    state: Optional[ARLIFState] = None,
+    params: ARLIFParameters = ARLIFParameters(),
+    return_traces: bool = False,
+) -> SequenceOutput:
+    """AR-LIF over a sequence ``x`` ``[T, B, ...]``; the reference. :math:`V_0 = M_0 = 0`."""
+    check_sequence(x)
+    if state is None:
+        state = arlif_initial_state(x[0])
+    else:
+        check_state(state.v, x.shape[1:], "state.v")
+        check_state(state.m, x.shape[1:], "state.m")
+    return unroll(arlif_step, x, state, params, return_traces)

@@ -1,0 +1,379 @@
+"""Spiking neuron modules: ``LIF``, ``PLIF``, ``DALIF``, ``ARLIF``.
+
+Each module owns its parameters and calls a pure function: ``neuron(x)`` with ``x`` of shape
+``[T, B, ...]`` returns the spikes ``[T, B, ...]`` (same dtype) and starts from a fresh state, so
+there is no ``reset_net`` to forget. Streaming use keeps the state explicitly::
+
+    out = neuron.run(x_chunk, state)          # SequenceOutput(spikes, state, h_seq, v_seq)
+    out = neuron.step(x_t, state)             # one step, x_t of shape [B, ...]
+
+The equations are in :mod:`adalif.functional` and docs/neurons.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from . import functional as F
+from .functional.checks import (
+    check_choice,
+    check_finite,
+    check_positive,
+    check_sequence,
+    check_state,
+)
+from .kernels import dispatch
+from .surrogate import DspikeTanh, Rectangle, Sigmoid, Surrogate, get_surrogate
+
+__all__ = ["Neuron", "LIF", "PLIF", "DALIF", "ARLIF", "DECAY_FUNCTIONS"]
+
+
+class Neuron(nn.Module):
+    """Common call protocol. Subclasses define ``params()``, ``initial_state`` and ``_step``."""
+
+    #: Name of the neuron family in ``adalif.kernels`` (``"lif"``, ``"dalif"``, ``"arlif"``).
+    family: str = ""
+
+    def __init__(self, backend: Optional[str] = None) -> None:
+        super().__init__()
+        self.backend = dispatch.check_backend_name(backend, "backend")
+
+    # -- to be provided by each neuron -------------------------------------------------------
+    def params(self, step_dim: Optional[int] = None) -> NamedTuple:
+        """The parameter record for a step input with ``step_dim`` dimensions (``[B, ...]``)."""
+        raise NotImplementedError
+
+    def initial_state(self, like: torch.Tensor) -> NamedTuple:
+        """The state before the first step, shaped like one step ``like`` (``[B, ...]``)."""
+        raise NotImplementedError
+
+    def _step(self, x: torch.Tensor, state: NamedTuple, params: NamedTuple) -> F.StepOutput:
+        raise NotImplementedError
+
+    def _check_step_input(self, x: torch.Tensor, name: str) -> None:
+        """Neuron-specific checks of one step ``[B, ...]`` (for example the channel count)."""
+
+    # -- shared ------------------------------------------------------------------------------
+    def _check_state(self, state: NamedTuple, step_shape) -> None:
+        for field, value in zip(state._fields, state):
+            check_state(value, step_shape, f"state.{field}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Spikes ``[T, B, ...]`` for ``x`` ``[T, B, ...]``, from a fresh state."""
+        return self.run(x).spikes
+
+    def run(
+        self, x: torch.Tensor, state: Optional[NamedTuple] = None, return_traces: bool = False
+    ) -> F.SequenceOutput:
+        """The whole sequence with its final state; ``h_seq``/``v_seq`` when ``return_traces``."""
+        check_sequence(x)
+        self._check_step_input(x[0], "x")
+        if state is None:
+            state = self.initial_state(x[0])
+        else:
+            self._check_state(state, x.shape[1:])
+        params = self.params(step_dim=x.dim() - 1)
+        out, self._last_backend = dispatch.run(self.family, x, state, params, self.backend, return_traces)
+        return out
+
+    def step(self, x: torch.Tensor, state: Optional[NamedTuple] = None) -> F.StepOutput:
+        """One time step: ``x`` ``[B, ...]`` -> ``StepOutput(spikes, state, h)``."""
+        check_sequence(x, min_dim=1)
+        self._check_step_input(x, "x")
+        if state is None:
+            state = self.initial_state(x)
+        else:
+            self._check_state(state, x.shape)
+        return self._step(x, state, self.params(step_dim=x.dim()))
+
+    @property
+    def last_backend(self) -> Optional[str]:
+        """The path that ran the most recent sequence call (``reference``, ``cpu`` or ``triton``)."""
+        return getattr(self, "_last_backend", None)
+
+
+class _LIFBase(Neuron):
+    """What LIF and PLIF share: everything but the decay :math:`k`."""
+
+    family = "lif"
+
+    def __init__(self, decay_input, v_threshold, v_reset, detach_reset, surrogate, backend) -> None:
+        super().__init__(backend)
+        self.decay_input = bool(decay_input)
+        self.v_threshold = check_positive(v_threshold, "v_threshold")
+        self.v_reset = None if v_reset is None else check_finite(v_reset, "v_reset")
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = get_surrogate(surrogate)
+
+    def decay(self):
+        """:math:`k = 1/\\tau`."""
+        raise NotImplementedError
+
+    def params(self, step_dim=None) -> F.LIFParameters:
+        return F.LIFParameters(
+            self.decay(), self.decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate
+        )
+
+    def initial_state(self, like):
+        return F.lif_initial_state(like, self.params())
+
+    def _step(self, x, state, params):
+        return F.lif_step(x, state, params)
+
+    def extra_repr(self) -> str:
+        reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"
+        return (
+            f"tau={self.tau:.4g}, decay_input={self.decay_input}, v_threshold={self.v_threshold}, "
+            f"{reset}, detach_reset={self.detach_reset}, surrogate={self.surrogate}"
+        )
+
+
+def _check_tau(value: float, name: str) -> float:
+    value = check_positive(value, name)
+    if value <= 1.0:
+        raise ValueError(f"{name}: expected a membrane time constant > 1, got {value!r}")
+    return value
+
+
+class LIF(_LIFBase):
+    """Leaky integrate-and-fire with SpikingJelly ``LIFNode`` semantics (multi-step mode).
+
+    ``v_reset=None`` selects the soft reset (subtract :math:`V_{th}`). ``tau`` must exceed 1.
+    """
+
+    def __init__(
+        self,
+        tau: float = 2.0,
+        decay_input: bool = True,
+        v_threshold: float = 1.0,
+        v_reset: Optional[float] = 0.0,
+        detach_reset: bool = False,
+        surrogate: Surrogate = Sigmoid(4.0),
+        backend: Optional[str] = None,
+    ) -> None:
+        super().__init__(decay_input, v_threshold, v_reset, detach_reset, surrogate, backend)
+        self.tau = _check_tau(tau, "tau")
+
+    def decay(self) -> float:
+        return 1.0 / self.tau
+
+
+class PLIF(_LIFBase):
+    """Parametric LIF (SpikingJelly ``ParametricLIFNode``): one learnable decay per layer.
+
+    :math:`k = \\sigma(w)` with :math:`w_0 = -\\log(\\texttt{init\\_tau} - 1)`, so :math:`k_0 = 1/\\texttt{init\\_tau}`.
+    """
+
+    def __init__(
+        self,
+        init_tau: float = 2.0,
+        decay_input: bool = True,
+        v_threshold: float = 1.0,
+        v_reset: Optional[float] = 0.0,
+        detach_reset: bool = False,
+        surrogate: Surrogate = Sigmoid(4.0),
+        backend: Optional[str] = None,
+    ) -> None:
+        super().__init__(decay_input, v_threshold, v_reset, detach_reset, surrogate, backend)
+        init_tau = _check_tau(init_tau, "init_tau")
+        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
+
+    @property
+    def tau(self) -> float:
+        """The current membrane time constant :math:`1/\\sigma(w)`."""
+        return float(1.0 / torch.sigmoid(self.w.detach()))
+
+    def decay(self) -> torch.Tensor:
+        return torch.sigmoid(self.w)
+
+
+#: Maps from a free parameter to an effective decay, with the range each can reach.
+DECAY_FUNCTIONS = {
+    "tanh": (torch.tanh, math.atanh, (-1.0, 1.0)),
+    "sigmoid": (torch.sigmoid, lambda d: math.log(d / (1.0 - d)), (0.0, 1.0)),
+    "none": (lambda p: p, lambda d: d, (-math.inf, math.inf)),
+}
+
+
+class DALIF(Neuron):
+    """Dual Adaptive LIF: learnable spatial decay :math:`\\alpha` and temporal decay :math:`\\beta`.
+
+    :math:`H_t = \\beta V_{t-1} + \\alpha X_t`, :math:`\\alpha = f(\\tau_a)`, :math:`\\beta = f(\\tau_b)`
+    with ``decay_fn`` :math:`f` in ``{"tanh", "sigmoid", "none"}``. ``alpha_init``/``beta_init``
+    are the effective decays at initialisation (the module stores :math:`\\tau = f^{-1}(\\cdot)`).
+
+    * ``granularity="layer"``: one pair per module; ``"channel"``: one pair per channel, the
+      input's dimension 2 (``[T, B, C, ...]``), which needs ``num_channels``.
+    * ``learn_alpha=False`` / ``learn_beta=False`` keep a decay fixed at its initial value (a
+      buffer): the paper's single-decay ablations ("temporal only", "spatial only", and the
+      variable-decay LIF ``DALIF(alpha_init=1.0, learn_alpha=False, decay_fn="none")``).
+    * ``reset="hard"`` (to 0, default) or ``"soft"`` (subtract :math:`V_{th}`).
+
+    Defaults are the reconstruction documented in docs/neurons.md: :math:`\\alpha_0=\\tanh 2`,
+    :math:`\\beta_0=0.25`, :math:`V_{th}=0.5`, hard reset, Dspike-tanh surrogate with b = 3.
+    """
+
+    family = "dalif"
+
+    def __init__(
+        self,
+        alpha_init: float = math.tanh(2.0),
+        beta_init: float = 0.25,
+        decay_fn: str = "tanh",
+        granularity: str = "layer",
+        num_channels: Optional[int] = None,
+        v_threshold: float = 0.5,
+        reset: str = "hard",
+        detach_reset: bool = False,
+        surrogate: Surrogate = DspikeTanh(3.0),
+        learn_alpha: bool = True,
+        learn_beta: bool = True,
+        backend: Optional[str] = None,
+    ) -> None:
+        super().__init__(backend)
+        self.decay_fn = check_choice(decay_fn, list(DECAY_FUNCTIONS), "decay_fn")
+        self.granularity = check_choice(granularity, ["layer", "channel"], "granularity")
+        self.reset = check_choice(reset, ["hard", "soft"], "reset")
+        if granularity == "channel":
+            if not (isinstance(num_channels, int) and num_channels > 0):
+                raise ValueError(
+                    f"num_channels: granularity='channel' needs a positive channel count, got {num_channels!r}"
+                )
+        elif num_channels is not None:
+            raise ValueError("num_channels: only used with granularity='channel'; leave it None for 'layer'")
+        self.num_channels = num_channels
+        self.v_threshold = check_positive(v_threshold, "v_threshold")
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = get_surrogate(surrogate)
+        self.learn_alpha, self.learn_beta = bool(learn_alpha), bool(learn_beta)
+        shape = (num_channels,) if granularity == "channel" else ()
+        self._register_decay("tau_a", "alpha_init", alpha_init, self.learn_alpha, shape)
+        self._register_decay("tau_b", "beta_init", beta_init, self.learn_beta, shape)
+
+    def _register_decay(self, name: str, arg: str, value: float, learn: bool, shape) -> None:
+        value = check_finite(value, arg)
+        if learn:
+            _, inverse, (low, high) = DECAY_FUNCTIONS[self.decay_fn]
+            if not low < value < high:
+                raise ValueError(
+                    f"{arg}: {value!r} cannot be reached by decay_fn={self.decay_fn!r}, whose range is "
+                    f"({low}, {high}); use decay_fn='none' or a value inside the range"
+                )
+            self.register_parameter(name, nn.Parameter(torch.full(shape, inverse(value))))
+        else:
+            # A fixed decay is stored as its effective value: no inverse needed, any value allowed.
+            self.register_buffer(name, torch.full(shape, value))
+
+    def _effective(self, free: torch.Tensor, learn: bool) -> torch.Tensor:
+        return DECAY_FUNCTIONS[self.decay_fn][0](free) if learn else free
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """Effective spatial decay :math:`\\alpha = f(\\tau_a)`: a scalar, or ``[C]`` per channel."""
+        return self._effective(self.tau_a, self.learn_alpha)
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """Effective temporal decay :math:`\\beta = f(\\tau_b)`: a scalar, or ``[C]`` per channel."""
+        return self._effective(self.tau_b, self.learn_beta)
+
+    def _check_step_input(self, x, name):
+        if self.granularity == "channel" and (x.dim() < 2 or x.shape[1] != self.num_channels):
+            raise ValueError(
+                f"{name}: per-channel DALIF with num_channels={self.num_channels} expects input "
+                f"[T, B, {self.num_channels}, ...] (one step [B, {self.num_channels}, ...]), "
+                f"got one step of shape {tuple(x.shape)}"
+            )
+
+    def params(self, step_dim: Optional[int] = None) -> F.DALIFParameters:
+        alpha, beta = self.alpha, self.beta
+        if self.granularity == "channel":
+            # [C] -> [C, 1, ..., 1] to broadcast over one step [B, C, *rest].
+            trailing = 0 if step_dim is None else step_dim - 2
+            alpha = alpha.view(-1, *([1] * trailing))
+            beta = beta.view(-1, *([1] * trailing))
+        return F.DALIFParameters(
+            alpha, beta, self.v_threshold, self.reset == "soft", self.detach_reset, self.surrogate
+        )
+
+    def _step(self, x, state, params):
+        return F.dalif_step(x, state, params)
+
+    def initial_state(self, like):
+        return F.LIFState(torch.zeros_like(like))
+
+    def extra_repr(self) -> str:
+        c = f", num_channels={self.num_channels}" if self.granularity == "channel" else ""
+        return (
+            f"decay_fn={self.decay_fn!r}, granularity={self.granularity!r}{c}, "
+            f"v_threshold={self.v_threshold}, reset={self.reset!r}, detach_reset={self.detach_reset}, "
+            f"learn_alpha={self.learn_alpha}, learn_beta={self.learn_beta}, surrogate={self.surrogate}"
+        )
+
+
+class ARLIF(Neuron):
+    """Adaptive-reset LIF (official ``XLIF``) with learnable per-layer scalars ``a`` and ``c``.
+
+    ``adaptive_threshold=False`` fixes :math:`\\theta = V_{th}` (``a`` becomes a zero buffer: the
+    "adaptive-reset-only" ablation); ``adaptive_reset=False`` resets by subtracting
+    :math:`\\theta_t` with no memory ("adaptive-threshold-only"; with both off, the soft-reset
+    LIF); ``carry_memory=False`` reproduces the official CIFAR10-DVS code, whose memory is not
+    carried across steps (``c`` then gets no gradient and is kept as a buffer).
+    """
+
+    family = "arlif"
+
+    def __init__(
+        self,
+        decay: float = 0.5,
+        v_threshold: float = 1.0,
+        a_init: float = 0.0,
+        c_init: float = 1.0,
+        surrogate: Surrogate = Rectangle(1.0),
+        adaptive_reset: bool = True,
+        adaptive_threshold: bool = True,
+        carry_memory: bool = True,
+        backend: Optional[str] = None,
+    ) -> None:
+        super().__init__(backend)
+        self.decay = check_finite(decay, "decay")
+        self.v_threshold = check_positive(v_threshold, "v_threshold")
+        self.surrogate = get_surrogate(surrogate)
+        self.adaptive_reset = bool(adaptive_reset)
+        self.adaptive_threshold = bool(adaptive_threshold)
+        self.carry_memory = bool(carry_memory)
+        a = torch.tensor(check_finite(a_init, "a_init") if self.adaptive_threshold else 0.0)
+        c = torch.tensor(check_finite(c_init, "c_init"))
+        # Parameters that cannot receive a gradient are buffers, so that optimisers and DDP
+        # (which rejects unused parameters) never see them.
+        if self.adaptive_threshold:
+            self.a = nn.Parameter(a)
+        else:
+            self.register_buffer("a", a)
+        if self.adaptive_reset and self.carry_memory:
+            self.c = nn.Parameter(c)
+        else:
+            self.register_buffer("c", c)
+
+    def params(self, step_dim=None) -> F.ARLIFParameters:
+        return F.ARLIFParameters(
+            self.decay, self.v_threshold, self.a, self.c, self.adaptive_reset,
+            self.adaptive_threshold, self.carry_memory, self.surrogate,
+        )
+
+    def initial_state(self, like):
+        return F.arlif_initial_state(like)
+
+    def _step(self, x, state, params):
+        return F.arlif_step(x, state, params)
+
+    def extra_repr(self) -> str:
+        return (
+            f"decay={self.decay}, v_threshold={self.v_threshold}, adaptive_reset={self.adaptive_reset}, "
+            f"adaptive_threshold={self.adaptive_threshold}, carry_memory={self.carry_memory}, "
+            f"surrogate={self.surrogate}"
+        )
