@@ -1,32 +1,44 @@
 """Choose and run the implementation of a neuron's sequence function.
 
-Backends: ``reference`` (the plain loop of :mod:`adalif.functional`), ``cpu`` (fused compiled
-steps with a hand-written backward) and ``triton`` (GPU kernels). The choice is, in order: the
-neuron's ``backend`` argument, the ``ADALIF_BACKEND`` environment variable, then automatic by
-device. Every choice is validated and logged at debug level; a requested backend that cannot run
-raises with the reason instead of falling back.
+Backends:
+
+* ``reference``: the plain loop of :mod:`adalif.functional` (autograd through every op);
+* ``cpu``: the fused, compiled loops of :mod:`.cpu` with hand-written backward;
+* ``triton``: the Triton kernels of :mod:`.triton_impl` (CUDA tensors, or CPU tensors under
+  ``TRITON_INTERPRET=1``).
+
+The choice is, in order: the neuron's ``backend`` argument, the ``ADALIF_BACKEND``
+environment variable, then automatic: ``triton`` for CUDA tensors, ``cpu`` for CPU sequences
+with at least :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons (below that the compile warm-up costs more
+than it saves), else ``reference``. The chosen name is logged at debug level and kept on the
+module (``neuron.last_backend``). A requested backend that cannot run raises and says why; it
+never falls back silently. Configurations the fast paths do not cover (a non-spiking
+surrogate, a decay tensor that is neither per layer nor per channel) use the reference when the
+choice is automatic.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import math
 import os
 from typing import NamedTuple, Optional, Tuple
 
 import torch
 
 from .. import functional as F
+from . import cpu, ops  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
 
 log = logging.getLogger("adalif.kernels")
 
 BACKENDS = ("reference", "cpu", "triton")
 ENV_VAR = "ADALIF_BACKEND"
+#: Automatic selection uses the compiled CPU path from this many neurons per time step.
+AUTO_CPU_MIN_STEP_NUMEL = 1 << 14
 
-_REFERENCE = {
-    "lif": F.lif_step,
-    "dalif": F.dalif_step,
-    "arlif": F.arlif_step,
-}
+_REFERENCE = {"lif": F.lif_step, "dalif": F.dalif_step, "arlif": F.arlif_step}
+_KERNEL_SURROGATES = ("rectangle", "triangle", "sigmoid", "atan", "dspike")
 
 
 def check_backend_name(name: Optional[str], where: str) -> Optional[str]:
@@ -35,12 +47,103 @@ def check_backend_name(name: Optional[str], where: str) -> Optional[str]:
     return name
 
 
-def select(requested: Optional[str], x: torch.Tensor, params: NamedTuple) -> str:
+def triton_unavailable_reason(device: torch.device) -> Optional[str]:
+    """Why the Triton kernels cannot run on ``device``, or None when they can."""
+    try:
+        import triton  # noqa: F401
+    except ImportError as err:
+        return f"triton cannot be imported ({err}); install it with `pip install triton`"
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        return f"Triton kernels need a CUDA tensor (got {device}) or TRITON_INTERPRET=1 for the CPU interpreter"
+    return None
+
+
+def _param_layout(p, step_shape) -> Optional[int]:
+    """P for a decay of per-layer (P = 1) or per-channel (P = C, dim 1 of a step) shape, else None."""
+    if not isinstance(p, torch.Tensor) or p.numel() == 1:
+        return 1
+    if len(step_shape) >= 2 and p.shape[0] == step_shape[1] and p.numel() == step_shape[1] and p.dim() == len(step_shape) - 1:
+        return step_shape[1]
+    return None
+
+
+def _unsupported_reason(family: str, x: torch.Tensor, params: NamedTuple) -> Optional[str]:
+    sg = params.surrogate
+    if not sg.spiking:
+        return "the fused kernels implement spiking surrogates only (spiking=False needs the reference)"
+    if sg.kind not in _KERNEL_SURROGATES:
+        return f"surrogate {type(sg).__name__} has no fused-kernel twin"
+    if family == "dalif":
+        for name in ("alpha", "beta"):
+            if _param_layout(getattr(params, name), x.shape[1:]) is None:
+                return f"{name} of shape {tuple(getattr(params, name).shape)} is neither per layer nor per channel"
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        return f"dtype {x.dtype} is not supported by the fused kernels"
+    return None
+
+
+def select(family: str, requested: Optional[str], x: torch.Tensor, params: NamedTuple) -> str:
     """The backend that will run: the request, else ``$ADALIF_BACKEND``, else automatic."""
     name = requested or check_backend_name(os.environ.get(ENV_VAR) or None, ENV_VAR)
     if name is None:
-        name = "reference"
+        if _unsupported_reason(family, x, params) is not None:
+            return "reference"
+        if x.is_cuda:
+            reason = triton_unavailable_reason(x.device)
+            if reason is None:
+                return "triton"
+            log.warning("adalif: using the reference loop on %s because %s", x.device, reason)
+            return "reference"
+        if x[0].numel() >= AUTO_CPU_MIN_STEP_NUMEL and _cpu_reason() is None:
+            return "cpu"
+        return "reference"
+    if name == "reference":
+        return name
+    reason = _unsupported_reason(family, x, params)
+    if reason is None:
+        if name == "cpu":
+            reason = _cpu_reason() or (None if x.device.type == "cpu" else f"the cpu backend needs CPU tensors, got {x.device}")
+        else:
+            reason = triton_unavailable_reason(x.device)
+    if reason is not None:
+        raise RuntimeError(f"adalif {family}: backend {name!r} cannot run: {reason}")
     return name
+
+
+def _cpu_reason() -> Optional[str]:
+    return cpu.UNAVAILABLE_REASON
+
+
+class LIFCoefficients(NamedTuple):
+    """A LIF-family neuron as :math:`H_t = \\beta V_{t-1} + \\alpha X_t + \\gamma`, each ``[P]``."""
+
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    gamma: torch.Tensor
+    v_reset: float
+    hard: bool
+
+
+def lif_coefficients(family: str, params: NamedTuple, like: torch.Tensor) -> LIFCoefficients:
+    """Map LIF/PLIF (:math:`k`, ``decay_input``, ``v_reset``) or DA-LIF (:math:`\\alpha, \\beta`) onto the op."""
+    as_vector = lambda p: (p if isinstance(p, torch.Tensor) else like.new_tensor(p)).reshape(-1)  # noqa: E731
+    if family == "dalif":
+        zero = like.new_zeros(1)
+        return LIFCoefficients(as_vector(params.alpha), as_vector(params.beta), zero, 0.0, not params.soft_reset)
+    k = as_vector(params.decay)
+    hard = params.v_reset is not None
+    v_reset = params.v_reset if hard else 0.0
+    alpha = k if params.decay_input else like.new_ones(1)
+    gamma = k * v_reset if v_reset != 0.0 else like.new_zeros(1)
+    return LIFCoefficients(alpha, 1.0 - k, gamma, v_reset, hard)
+
+
+def _blocks(x: torch.Tensor, p: int) -> Tuple[int, int, int]:
+    """``(O, P, I)`` of one step: channels at dim 1 when parameters are per channel."""
+    step = x.shape[1:]
+    if p == 1:
+        return 1, 1, math.prod(step)
+    return step[0], p, math.prod(step[2:])
 
 
 def run(
@@ -52,8 +155,70 @@ def run(
     return_traces: bool = False,
 ) -> Tuple[F.SequenceOutput, str]:
     """Run ``family`` (``lif``, ``dalif`` or ``arlif``) on ``x`` ``[T, B, ...]``; inputs are validated."""
-    name = select(requested, x, params)
-    log.debug("adalif %s: backend %s for input %s %s", family, name, tuple(x.shape), x.dtype)
+    name = select(family, requested, x, params)
+    if not torch.compiler.is_compiling():
+        log.debug("adalif %s: backend %s for input %s %s", family, name, tuple(x.shape), x.dtype)
     if name == "reference":
         return F.unroll(_REFERENCE[family], x, state, params, return_traces), name
-    raise NotImplementedError(f"backend {name!r} is not available yet")
+    if family == "arlif":
+        return _run_arlif(x, state, params, name, return_traces), name
+    return _run_lif(family, x, state, params, name, return_traces), name
+
+
+def _needs_save(x, state, tensors, return_traces) -> bool:
+    return return_traces or (
+        torch.is_grad_enabled()
+        and any(isinstance(t, torch.Tensor) and t.requires_grad for t in (x, *state, *tensors))
+    )
+
+
+def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
+    co = lif_coefficients(family, params, x)
+    p = max(co.alpha.numel(), co.beta.numel())
+    blocks = _blocks(x, p)
+    T = x.shape[0]
+    sg = params.surrogate
+    save = _needs_save(x, state, (co.alpha, co.beta, co.gamma), return_traces)
+    s, h_seq, v = torch.ops.adalif.lif_forward(
+        x.reshape(T, *blocks), state.v.reshape(blocks), co.alpha, co.beta, co.gamma,
+        float(params.v_threshold), float(co.v_reset), co.hard, bool(params.detach_reset),
+        sg.kind, sg.alpha, save, impl,
+    )
+    spikes = s.reshape(x.shape)
+    v = v.reshape(x.shape[1:])
+    if not return_traces:
+        return F.SequenceOutput(spikes, F.LIFState(v))
+    h_seq = h_seq.reshape(x.shape)
+    s_reset = spikes.detach() if params.detach_reset else spikes
+    if co.hard:
+        v_seq = h_seq * (1 - s_reset) + co.v_reset * s_reset
+    else:
+        v_seq = h_seq - params.v_threshold * s_reset
+    return F.SequenceOutput(spikes, F.LIFState(v), h_seq, v_seq)
+
+
+def _run_arlif(x, state, params, impl, return_traces) -> F.SequenceOutput:
+    as_tensor = lambda p: p if isinstance(p, torch.Tensor) else x.new_tensor(p)  # noqa: E731
+    a, c = as_tensor(params.a), as_tensor(params.c)
+    T = x.shape[0]
+    shape = (1, 1, x[0].numel())
+    sg = params.surrogate
+    save = _needs_save(x, state, (a, c), return_traces)
+    s, h_seq, m_seq, v, m = torch.ops.adalif.arlif_forward(
+        x.reshape(T, *shape), state.v.reshape(shape), state.m.reshape(shape), a, c,
+        float(params.decay), float(params.v_threshold), bool(params.adaptive_reset),
+        bool(params.adaptive_threshold), bool(params.carry_memory), sg.kind, sg.alpha, save, impl,
+    )
+    spikes = s.reshape(x.shape)
+    new_state = F.ARLIFState(v.reshape(x.shape[1:]), m.reshape(x.shape[1:]))
+    if not return_traces:
+        return F.SequenceOutput(spikes, new_state)
+    h_seq = h_seq.reshape(x.shape)
+    theta = params.v_threshold
+    if params.adaptive_threshold:
+        theta = theta + torch.tanh(a) * torch.tanh(x)
+    if params.adaptive_reset:
+        v_seq = h_seq - spikes * (theta + torch.sigmoid(m_seq.reshape(x.shape)))
+    else:
+        v_seq = h_seq - spikes * theta
+    return F.SequenceOutput(spikes, new_state, h_seq, v_seq)

@@ -1,0 +1,237 @@
+"""The fused neuron ops, registered with ``torch.library`` so that ``torch.compile`` of a whole
+network traces through them (fake implementations) with no graph break.
+
+Two families cover the four neurons:
+
+* ``adalif::lif_forward`` / ``adalif::lif_backward``: :math:`H_t = \\beta V_{t-1} + \\alpha X_t + \\gamma`,
+  :math:`S_t = \\Theta(H_t - V_{th})`, hard or soft reset. LIF, PLIF and DA-LIF map onto it
+  (``dispatch.lif_coefficients``). Parameter gradients are returned reduced to ``[P]``.
+* ``adalif::arlif_forward`` / ``adalif::arlif_backward``: AR-LIF with its ablation flags.
+
+Layout: ``x`` is ``[T, O, P, I]``, the state ``[O, P, I]``, and per-layer (P = 1) or per-channel
+parameters ``[P]``. ``impl`` names the implementation: ``"cpu"`` (compiled, :mod:`.cpu`) or
+``"triton"`` (:mod:`.triton_impl`, on CUDA or under ``TRITON_INTERPRET=1``).
+Forward saves only :math:`H` (and :math:`M` for AR-LIF); spikes and the reset are recomputed.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from ..surrogate import get_surrogate
+from . import cpu
+
+_EMPTY = (0,)
+
+
+@functools.lru_cache(maxsize=None)
+def surrogate_of(kind: str, alpha: float):
+    # One instance per (kind, alpha): compiled graphs guard on it, so it must not change per call.
+    return get_surrogate({"name": kind, "alpha": alpha})
+
+
+def _impl(name: str):
+    if name == "cpu":
+        return cpu
+    if name == "triton":
+        from . import triton_impl
+
+        return triton_impl
+    raise ValueError(f"impl: unknown implementation {name!r}; expected 'cpu' or 'triton'")
+
+
+def _column(p: Tensor, dtype) -> Tensor:
+    return p.to(dtype).reshape(-1, 1)
+
+
+def _scalar(value: float, dtype) -> Tensor:
+    return torch.tensor(value, dtype=dtype)
+
+
+# -- LIF family ---------------------------------------------------------------------------------
+@torch.library.custom_op("adalif::lif_forward", mutates_args=())
+def lif_forward(
+    x: Tensor, v0: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor,
+    v_threshold: float, v_reset: float, hard: bool, detach: bool,
+    sg_kind: str, sg_alpha: float, save_h: bool, impl: str,
+) -> Tuple[Tensor, Tensor, Tensor]:
+    """Returns ``(spikes [T, O, P, I], h_seq [T, O, P, I] or empty, v_T [O, P, I])``."""
+    if impl == "triton":
+        return _impl(impl).lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h)
+    cd = cpu.compute_dtype(x.dtype)
+    s, h, v = cpu.lif_forward(
+        x, v0.to(cd), _column(alpha, cd), _column(beta, cd), _column(gamma, cd),
+        _scalar(v_threshold, cd), _scalar(v_reset, cd), _scalar(float(hard), cd), save_h,
+    )
+    return s, (h if save_h else x.new_empty(_EMPTY, dtype=cd)), v
+
+
+@lif_forward.register_fake
+def _(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl):
+    cd = cpu.compute_dtype(x.dtype)
+    h = x.new_empty(x.shape if save_h else _EMPTY, dtype=cd)
+    return torch.empty_like(x), h, v0.new_empty(v0.shape, dtype=cd)
+
+
+@torch.library.custom_op("adalif::lif_backward", mutates_args=())
+def lif_backward(
+    grad_s: Tensor, grad_h: Optional[Tensor], grad_v: Tensor, h_seq: Tensor, x: Tensor, v0: Tensor,
+    alpha: Tensor, beta: Tensor, v_threshold: float, v_reset: float, hard: bool, detach: bool,
+    sg_kind: str, sg_alpha: float, need_alpha: bool, need_beta: bool, need_gamma: bool, impl: str,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns ``(grad_x, grad_v0, grad_alpha [P], grad_beta [P], grad_gamma [P])``."""
+    sg = surrogate_of(sg_kind, sg_alpha)
+    if impl == "triton":
+        return _impl(impl).lif_backward(
+            grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach,
+            sg, need_alpha, need_beta, need_gamma,
+        )
+    cd = h_seq.dtype
+    gx, gv0, ga, gb, gg = cpu.lif_backward(
+        grad_s, grad_h, grad_v.to(cd), h_seq, x, v0.to(cd), _column(alpha, cd), _column(beta, cd),
+        _scalar(v_threshold, cd), _scalar(v_reset, cd), _scalar(float(hard), cd), _scalar(float(detach), cd),
+        sg, need_alpha, need_beta, need_gamma,
+    )
+    # Unused accumulators may be one shared zero; ops must not return aliases. They are only [P].
+    return gx, gv0, ga.clone(), gb.clone(), gg.clone()
+
+
+@lif_backward.register_fake
+def _(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, *rest):
+    cd = h_seq.dtype
+    p = max(alpha.numel(), beta.numel())
+    return (
+        torch.empty_like(x), v0.new_empty(v0.shape, dtype=cd),
+        h_seq.new_empty((p,)), h_seq.new_empty((p,)), h_seq.new_empty((p,)),
+    )
+
+
+def _lif_setup(ctx, inputs, output):
+    x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl = inputs
+    _, h_seq, _ = output
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(h_seq, x, v0, alpha, beta, gamma)
+    ctx.config = (v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, impl)
+
+
+def _lif_autograd_backward(ctx, grad_s, grad_h, grad_v):
+    h_seq, x, v0, alpha, beta, gamma = ctx.saved_tensors
+    v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, impl = ctx.config
+    if h_seq.numel() == 0:
+        raise RuntimeError("adalif::lif_forward ran with save_h=False; call it with save_h=True to backpropagate")
+    if grad_s is None:
+        grad_s = torch.zeros_like(x)
+    if grad_v is None:
+        grad_v = torch.zeros_like(v0, dtype=h_seq.dtype)
+    need = ctx.needs_input_grad
+    gx, gv0, ga, gb, gg = lif_backward(
+        grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach,
+        sg_kind, sg_alpha, need[2], need[3], need[4], impl,
+    )
+    shaped = lambda g, p: g.reshape(p.shape).to(p.dtype) if g is not None else None  # noqa: E731
+    return (
+        gx, gv0.to(v0.dtype) if need[1] else None,
+        shaped(ga, alpha) if need[2] else None, shaped(gb, beta) if need[3] else None,
+        shaped(gg, gamma) if need[4] else None,
+        None, None, None, None, None, None, None, None,
+    )
+
+
+torch.library.register_autograd("adalif::lif_forward", _lif_autograd_backward, setup_context=_lif_setup)
+
+
+# -- AR-LIF ------------------------------------------------------------------------------------
+@torch.library.custom_op("adalif::arlif_forward", mutates_args=())
+def arlif_forward(
+    x: Tensor, v0: Tensor, m0: Tensor, a: Tensor, c: Tensor, decay: float, v_threshold: float,
+    adaptive_reset: bool, adaptive_threshold: bool, carry_memory: bool,
+    sg_kind: str, sg_alpha: float, save: bool, impl: str,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns ``(spikes, h_seq or empty, m_seq or empty, v_T, m_T)``."""
+    flags = (adaptive_reset, adaptive_threshold, carry_memory, save)
+    if impl == "triton":
+        return _impl(impl).arlif_forward(x, v0, m0, a, c, decay, v_threshold, *flags)
+    cd = cpu.compute_dtype(x.dtype)
+    s, h, m_seq, v, m = cpu.arlif_forward(
+        x, v0.to(cd), m0.to(cd), a.to(cd).reshape(()), c.to(cd).reshape(()),
+        _scalar(decay, cd), _scalar(v_threshold, cd), *flags,
+    )
+    empty = lambda: x.new_empty(_EMPTY, dtype=cd)  # noqa: E731  (a fresh one each: outputs must not alias)
+    return s, (h if save else empty()), (m_seq if m_seq is not None else empty()), v, m.clone()
+
+
+@arlif_forward.register_fake
+def _(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_threshold, carry_memory, sg_kind, sg_alpha, save, impl):
+    cd = cpu.compute_dtype(x.dtype)
+    h = x.new_empty(x.shape if save else _EMPTY, dtype=cd)
+    m_seq = x.new_empty(x.shape if save and adaptive_reset else _EMPTY, dtype=cd)
+    return torch.empty_like(x), h, m_seq, v0.new_empty(v0.shape, dtype=cd), m0.new_empty(m0.shape, dtype=cd)
+
+
+@torch.library.custom_op("adalif::arlif_backward", mutates_args=())
+def arlif_backward(
+    grad_s: Tensor, grad_h: Optional[Tensor], grad_m_seq: Optional[Tensor], grad_v: Tensor, grad_m: Tensor,
+    h_seq: Tensor, m_seq: Tensor, x: Tensor, m0: Tensor, a: Tensor, c: Tensor, decay: float,
+    v_threshold: float, adaptive_reset: bool, adaptive_threshold: bool, carry_memory: bool,
+    sg_kind: str, sg_alpha: float, impl: str,
+) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Returns ``(grad_x, grad_v0, grad_m0, grad_a, grad_c)``."""
+    sg = surrogate_of(sg_kind, sg_alpha)
+    flags = (adaptive_reset, adaptive_threshold, carry_memory)
+    if impl == "triton":
+        return _impl(impl).arlif_backward(
+            grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold, sg, *flags
+        )
+    cd = h_seq.dtype
+    gx, gv0, gm0, ga, gc = cpu.arlif_backward(
+        grad_s, grad_h, grad_m_seq, grad_v.to(cd), grad_m.to(cd), h_seq, m_seq if adaptive_reset else None,
+        x, m0.to(cd), a.to(cd).reshape(()), c.to(cd).reshape(()), _scalar(decay, cd), _scalar(v_threshold, cd),
+        sg, *flags,
+    )
+    return gx, gv0, gm0.clone(), ga.reshape(()), gc.reshape(())
+
+
+@arlif_backward.register_fake
+def _(grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, *rest):
+    cd = h_seq.dtype
+    return (
+        torch.empty_like(x), grad_v.new_empty(grad_v.shape, dtype=cd), grad_m.new_empty(grad_m.shape, dtype=cd),
+        h_seq.new_empty(()), h_seq.new_empty(()),
+    )
+
+
+def _arlif_setup(ctx, inputs, output):
+    (x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_threshold, carry_memory,
+     sg_kind, sg_alpha, save, impl) = inputs
+    _, h_seq, m_seq, _, _ = output
+    ctx.set_materialize_grads(False)
+    ctx.save_for_backward(h_seq, m_seq, x, v0, m0, a, c)
+    ctx.config = (decay, v_threshold, adaptive_reset, adaptive_threshold, carry_memory, sg_kind, sg_alpha, impl)
+
+
+def _arlif_autograd_backward(ctx, grad_s, grad_h, grad_m_seq, grad_v, grad_m):
+    h_seq, m_seq, x, v0, m0, a, c = ctx.saved_tensors
+    decay, v_threshold, adaptive_reset, adaptive_threshold, carry_memory, sg_kind, sg_alpha, impl = ctx.config
+    if h_seq.numel() == 0:
+        raise RuntimeError("adalif::arlif_forward ran with save=False; call it with save=True to backpropagate")
+    cd = h_seq.dtype
+    grad_s = torch.zeros_like(x) if grad_s is None else grad_s
+    grad_v = torch.zeros_like(v0, dtype=cd) if grad_v is None else grad_v
+    grad_m = torch.zeros_like(m0, dtype=cd) if grad_m is None else grad_m
+    gx, gv0, gm0, ga, gc = arlif_backward(
+        grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold,
+        adaptive_reset, adaptive_threshold, carry_memory, sg_kind, sg_alpha, impl,
+    )
+    need = ctx.needs_input_grad
+    return (
+        gx, gv0.to(v0.dtype) if need[1] else None, gm0.to(m0.dtype) if need[2] else None,
+        ga.reshape(a.shape).to(a.dtype) if need[3] else None, gc.reshape(c.shape).to(c.dtype) if need[4] else None,
+        None, None, None, None, None, None, None, None, None,
+    )
+
+
+torch.library.register_autograd("adalif::arlif_forward", _arlif_autograd_backward, setup_context=_arlif_setup)

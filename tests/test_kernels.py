@@ -1,0 +1,219 @@
+"""Every fast path (compiled CPU loops, Triton kernels) against the reference loops.
+
+The Triton kernels run here through Triton's CPU interpreter (``TRITON_INTERPRET=1``, set
+before the kernels are first used); on a CUDA machine the same tests also run at full size.
+"""
+
+import os
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from adalif.kernels import dispatch  # noqa: E402
+from adalif.neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
+from adalif.surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle  # noqa: E402
+
+triton = pytest.importorskip("triton")
+
+CASES = {
+    "lif_hard_sigmoid": lambda b: LIF(backend=b),
+    "lif_soft_detach_triangle": lambda b: LIF(tau=3.0, v_reset=None, detach_reset=True, surrogate=Triangle(1.0), backend=b),
+    "lif_vreset_no_decay_input_atan": lambda b: LIF(decay_input=False, v_reset=-0.3, surrogate=ATan(2.0), backend=b),
+    "plif_vreset": lambda b: PLIF(init_tau=2.5, v_reset=0.2, backend=b),
+    "plif_soft_rectangle": lambda b: PLIF(v_reset=None, decay_input=False, surrogate=Rectangle(0.8), backend=b),
+    "dalif_layer_dspike": lambda b: DALIF(backend=b),
+    "dalif_channel_atan": lambda b: DALIF(granularity="channel", num_channels=6, alpha_init=0.8, surrogate=ATan(), backend=b),
+    "dalif_soft_sigmoid_detach": lambda b: DALIF(decay_fn="sigmoid", alpha_init=0.7, reset="soft", detach_reset=True, backend=b),
+    "arlif": lambda b: ARLIF(a_init=0.4, c_init=0.7, backend=b),
+    "arlif_reset_only": lambda b: ARLIF(adaptive_threshold=False, backend=b),
+    "arlif_threshold_only": lambda b: ARLIF(adaptive_reset=False, a_init=0.5, backend=b),
+    "arlif_dvs": lambda b: ARLIF(decay=0.2, carry_memory=False, a_init=0.3, surrogate=Triangle(1.0), backend=b),
+}
+FAST = ["cpu", "triton"]
+
+
+def compare(make, backend, x, *, state=None, dtype=None, rtol=1e-5, atol=1e-5, traces=True):
+    """Reference (float32 or float64 as given) against ``backend`` on the same input and loss.
+
+    ``dtype``: run the fast path on ``x`` cast to it (float16/bfloat16 checks); the reference
+    stays in ``x.dtype``.
+    """
+    weights = torch.randn_like(x)
+    results = {}
+    for name in ("reference", backend):
+        torch.manual_seed(1)
+        neuron = make(name)
+        inp = x if name == "reference" or dtype is None else x.to(dtype)
+        inp = inp.detach().clone().requires_grad_(True)
+        st = None if state is None else type(state)(*(s.detach().clone().requires_grad_(True) for s in state))
+        out = neuron.run(inp, st, return_traces=traces)
+        assert neuron.last_backend == name
+        loss = (out.spikes.float() * weights).sum() + 0.3 * sum(s.float().sum() for s in out.state)
+        if traces:
+            loss = loss + 0.1 * out.v_seq.float().sum() + 0.05 * out.h_seq.float().sum()
+        wrt = [inp, *neuron.parameters(), *(st or ())]
+        grads = torch.autograd.grad(loss, wrt, allow_unused=True)
+        results[name] = (out, grads)
+    (ref, g_ref), (fast, g_fast) = results["reference"], results[backend]
+    assert fast.spikes.dtype == (dtype or x.dtype)
+    assert torch.equal(fast.spikes.to(ref.spikes.dtype), ref.spikes), "spikes differ"
+    for a, b in zip(fast.state, ref.state):
+        torch.testing.assert_close(a.to(b.dtype), b, rtol=rtol, atol=atol)
+    if traces:
+        torch.testing.assert_close(fast.h_seq.to(x.dtype), ref.h_seq, rtol=rtol, atol=atol)
+        torch.testing.assert_close(fast.v_seq.to(x.dtype), ref.v_seq, rtol=rtol, atol=atol)
+    for gf, gr in zip(g_fast, g_ref):
+        torch.testing.assert_close(gf.to(gr.dtype), gr, rtol=rtol, atol=atol)
+    return ref
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("case", list(CASES))
+def test_fast_path_equals_reference_float32(case, backend):
+    # 2 x 6 x 211 = 2532 neurons: more than two Triton blocks of 1024, not a multiple of one.
+    x = torch.randn(5, 2, 6, 211) * 1.5
+    ref = compare(CASES[case], backend, x)
+    assert 0.02 < ref.spikes.mean() < 0.9
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("case", ["lif_hard_sigmoid", "dalif_channel_atan", "arlif"])
+def test_fast_path_equals_reference_with_state_T1_and_non_contiguous(case, backend):
+    x = torch.randn(1, 3, 6, 5) * 2
+    make = CASES[case]
+    probe = make("reference")
+    state = type(probe.initial_state(x[0]))(*(torch.randn(3, 6, 5) * 0.5 for _ in probe.initial_state(x[0])))
+    compare(make, backend, x, state=state)
+    # non-contiguous: channels at dim 2 after a permute, odd strides
+    base = torch.randn(4, 5, 3, 6) * 1.5
+    xn = base.permute(0, 2, 3, 1)[..., ::2]  # [T=4, B=3, C=6, 3]
+    assert not xn.is_contiguous()
+    compare(make, backend, xn)
+
+
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("case", ["dalif_layer_dspike", "arlif"])
+def test_half_precision_against_float32_reference(case, backend, dtype):
+    # Inputs exactly representable in the half type, so that both sides see the same numbers;
+    # state and carries are float32 inside the fast paths. Tolerances: spikes identical, values
+    # to the half type's resolution.
+    x = (torch.randn(4, 2, 6, 40) * 1.5).to(dtype).float()
+    tol = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype]
+    compare(CASES[case], backend, x, dtype=dtype, rtol=tol, atol=tol, traces=False)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_float64_fast_paths_agree_to_rounding(backend):
+    x = torch.randn(3, 2, 6, 9, dtype=torch.float64) * 2
+    compare(lambda b: DALIF(granularity="channel", num_channels=6, backend=b).double(), backend, x, rtol=1e-12, atol=1e-12)
+    compare(lambda b: ARLIF(a_init=0.3, backend=b).double(), backend, x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_no_grad_inference_saves_nothing_and_matches(backend):
+    x = torch.randn(6, 4, 300) * 2
+    for make in (CASES["plif_vreset"], CASES["arlif"]):
+        with torch.no_grad():
+            a = make("reference")(x)
+            b = make(backend)(x)
+        assert torch.equal(a, b)
+
+
+# -- selection ---------------------------------------------------------------------------------
+def test_automatic_selection_by_size_and_configuration(monkeypatch):
+    monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
+    small = torch.randn(2, 4, 10)
+    large = torch.randn(2, 4, dispatch.AUTO_CPU_MIN_STEP_NUMEL // 4)
+    neuron = LIF()
+    with torch.no_grad():
+        neuron(small)
+        assert neuron.last_backend == "reference"
+        neuron(large)
+        assert neuron.last_backend == "cpu"
+        smooth = LIF(surrogate=Sigmoid(4.0, spiking=False))
+        smooth(large)
+        assert smooth.last_backend == "reference"
+
+
+def test_environment_variable_and_argument_override(monkeypatch):
+    x = torch.randn(2, 4, 10)
+    monkeypatch.setenv(dispatch.ENV_VAR, "cpu")
+    neuron = DALIF()
+    neuron(x)
+    assert neuron.last_backend == "cpu"
+    explicit = DALIF(backend="reference")
+    explicit(x)
+    assert explicit.last_backend == "reference"
+
+
+def test_requested_backend_that_cannot_run_raises_with_reason(monkeypatch):
+    x = torch.randn(2, 4, 10)
+    with pytest.raises(RuntimeError, match="backend 'cpu' cannot run: the fused kernels implement spiking surrogates only"):
+        LIF(surrogate=Sigmoid(4.0, spiking=False), backend="cpu")(x)
+    monkeypatch.delenv("TRITON_INTERPRET")
+    with pytest.raises(RuntimeError, match="backend 'triton' cannot run: Triton kernels need a CUDA tensor"):
+        ARLIF(backend="triton")(x)
+
+
+def test_forward_without_save_stores_no_potential():
+    x = torch.randn(2, 1, 1, 8)
+    with torch.no_grad():
+        ops = torch.ops.adalif.lif_forward(x, torch.zeros(1, 1, 8), *(torch.ones(1),) * 3, 1.0, 0.0, True, False, "sigmoid", 4.0, False, "cpu")
+    assert ops[1].numel() == 0
+
+
+# -- torch.compile -------------------------------------------------------------------------------
+class SmallNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.dalif = DALIF(granularity="channel", num_channels=4, backend="cpu")
+        self.arlif = ARLIF(backend="cpu")
+        self.lif = PLIF(backend="cpu")
+        self.fc = torch.nn.Linear(4 * 6 * 6, 3)
+
+    def forward(self, x):  # x: [T, B, 2, 6, 6]
+        T, B = x.shape[:2]
+        y = self.conv(x.flatten(0, 1)).unflatten(0, (T, B))
+        y = self.lif(self.arlif(self.dalif(y)))
+        return self.fc(y.flatten(2))
+
+
+def test_dynamo_explain_reports_no_graph_break_and_compiled_equals_eager():
+    torch.manual_seed(0)
+    net = SmallNet()
+    x = torch.randn(3, 2, 2, 6, 6) * 2
+    explanation = torch._dynamo.explain(net)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+    eager = net(x)
+    (g_eager,) = torch.autograd.grad(eager.sum(), net.dalif.tau_a)
+    compiled = torch.compile(net, backend="aot_eager", fullgraph=True)
+    out = compiled(x)
+    (g_comp,) = torch.autograd.grad(out.sum(), net.dalif.tau_a)
+    torch.testing.assert_close(out, eager)
+    torch.testing.assert_close(g_comp, g_eager)
+
+
+# -- full size on a GPU --------------------------------------------------------------------------
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@cuda
+@pytest.mark.parametrize("case", list(CASES))
+def test_triton_equals_reference_on_cuda_full_size(case):
+    x = torch.randn(8, 32, 6, 64, 64, device="cuda") * 1.5
+    make = lambda b: CASES[case](b).cuda()  # noqa: E731
+    compare(make, "triton", x, rtol=1e-4, atol=1e-5)
+
+
+@cuda
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_triton_half_on_cuda(dtype):
+    x = (torch.randn(8, 32, 6, 64, 64, device="cuda") * 1.5).to(dtype).float()
+    tol = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype]
+    for case in ("dalif_channel_atan", "arlif"):
+        compare(lambda b: CASES[case](b).cuda(), "triton", x, dtype=dtype, rtol=tol, atol=tol, traces=False)
