@@ -91,12 +91,14 @@ def _lif_backward(
         if need_gamma:
             acc_g = acc_g + gh
         gv = gh * beta
-    return torch.stack(grad_x), gv, _per_parameter(acc_a), _per_parameter(acc_b), _per_parameter(acc_g)
+    # Per-element accumulators leave the graph unreduced: reduced inside it, inductor recomputes
+    # the whole recurrence in a separate reduction kernel.
+    return torch.stack(grad_x), gv, acc_a, acc_b, acc_g
 
 
-def _per_parameter(acc):
-    """Per-element accumulator ``[O, P, I]`` -> ``[P]``, a deterministic torch reduction."""
-    return acc.sum(dim=(0, 2)) if acc.dim() == 3 else acc.reshape(1)
+def per_parameter(acc, p: int):
+    """Per-element accumulator ``[O, P, I]`` (or a 0-d zero) -> ``[P]``: a deterministic torch sum."""
+    return acc.sum(dim=(0, 2)) if acc.dim() == 3 else acc.expand(p).clone()
 
 
 # -- AR-LIF -------------------------------------------------------------------------------------
@@ -176,8 +178,7 @@ def _arlif_backward(
             acc_a = acc_a + g_theta * tanh_x
         grad_x[t] = gx.to(x.dtype)
         gv = gh * decay
-    grad_a = (1 - tanh_a * tanh_a) * acc_a.sum()
-    return torch.stack(grad_x), gv, gm, grad_a, acc_c.sum()
+    return torch.stack(grad_x), gv, gm, acc_a, acc_c
 
 
 # -- compiled entry points ----------------------------------------------------------------------
@@ -187,7 +188,7 @@ _COMPILED = {}
 def _compiled(fn):
     """One ``torch.compile`` wrapper per function; graphs are specialised by dynamo's guards."""
     if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, dynamic=True, fullgraph=True)
+        _COMPILED[fn] = torch.compile(fn, fullgraph=True)
     return _COMPILED[fn]
 
 

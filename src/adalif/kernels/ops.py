@@ -96,8 +96,8 @@ def lif_backward(
         _scalar(v_threshold, cd), _scalar(v_reset, cd), _scalar(float(hard), cd), _scalar(float(detach), cd),
         sg, need_alpha, need_beta, need_gamma,
     )
-    # Unused accumulators may be one shared zero; ops must not return aliases. They are only [P].
-    return gx, gv0, ga.clone(), gb.clone(), gg.clone()
+    p = max(alpha.numel(), beta.numel())
+    return gx, gv0, *(cpu.per_parameter(acc, p) for acc in (ga, gb, gg))
 
 
 @lif_backward.register_fake
@@ -187,12 +187,14 @@ def arlif_backward(
             grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold, sg, *flags
         )
     cd = h_seq.dtype
-    gx, gv0, gm0, ga, gc = cpu.arlif_backward(
+    a = a.to(cd).reshape(())
+    gx, gv0, gm0, acc_a, acc_c = cpu.arlif_backward(
         grad_s, grad_h, grad_m_seq, grad_v.to(cd), grad_m.to(cd), h_seq, m_seq if adaptive_reset else None,
-        x, m0.to(cd), a.to(cd).reshape(()), c.to(cd).reshape(()), _scalar(decay, cd), _scalar(v_threshold, cd),
+        x, m0.to(cd), a, c.to(cd).reshape(()), _scalar(decay, cd), _scalar(v_threshold, cd),
         sg, *flags,
     )
-    return gx, gv0, gm0.clone(), ga.reshape(()), gc.reshape(())
+    grad_a = (1 - torch.tanh(a) ** 2) * acc_a.sum()  # d tanh(a) / da, applied after the reduction
+    return gx, gv0, gm0.clone(), grad_a, acc_c.sum()
 
 
 @arlif_backward.register_fake
