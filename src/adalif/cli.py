@@ -1,0 +1,9 @@
+"""Entry point of the ``adalif`` command (see :mod:`adalif.train.cli`)."""
+
+import sys
+
+
+def main() -> None:
+    from .train.cli import main as run
+
+    sys.exit(run())

@@ -1,0 +1,129 @@
+"""Datasets that ship with the install: scikit-learn's 1,797 handwritten 8x8 digits, and an
+event-camera version of them.
+
+The split is fixed and stored (``digits_split.json``: stratified 80/20, 1,437 train / 360
+test). The event version emulates a DVS watching each digit move in three small saccades, as
+N-MNIST was recorded: the digit is upsampled to 16x16 on a 20x20 canvas. Along a triangular
+path sampled at ``steps`` instants, every pixel emits an ON (OFF) event each time its
+log-intensity rises (falls) by its contrast threshold since its last event. Thresholds carry a
+per-pixel mismatch, and sparse background events are added. Everything is drawn from a seeded
+generator, so the events are identical for the same seed.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .frames import EVENT_DTYPE, integrate
+
+CANVAS = 20  # event frames are [T, 2, 20, 20]
+
+
+class Split(NamedTuple):
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+
+def _load():
+    from sklearn.datasets import load_digits  # the data ship inside scikit-learn: no download
+
+    digits = load_digits()
+    meta = json.loads(resources.files("adalif.data").joinpath("digits_split.json").read_text())
+    test = np.zeros(len(digits.target), dtype=bool)
+    test[meta["test"]] = True
+    images = digits.images.astype(np.float32) / 16.0  # [N, 8, 8] in [0, 1]
+    return images, digits.target.astype(np.int64), test
+
+
+@functools.lru_cache(maxsize=None)
+def load_static() -> Split:
+    """Images ``[N, 1, 8, 8]`` normalised with the training set's mean and std, labels ``[N]``."""
+    images, labels, test = _load()
+    mean, std = images[~test].mean(), images[~test].std()
+    x = torch.from_numpy((images - mean) / std).unsqueeze(1)
+    y = torch.from_numpy(labels)
+    t = torch.from_numpy(test)
+    return Split(x[~t], y[~t], x[t], y[t])
+
+
+def saccade_path(steps: int, amplitude: float) -> np.ndarray:
+    """``[steps, 2]`` (dx, dy) offsets along N-MNIST's triangle: right-down, left-down, up."""
+    corners = np.array([[0.0, 0.0], [amplitude, amplitude], [-amplitude, amplitude], [0.0, 0.0]])
+    s = np.linspace(0.0, 3.0, steps)
+    seg = np.minimum(s.astype(int), 2)
+    frac = (s - seg)[:, None]
+    return corners[seg] * (1 - frac) + corners[seg + 1] * frac
+
+
+def emulate_events(
+    images: np.ndarray, seed: int = 0, steps: int = 48, amplitude: float = 1.5, threshold: float = 0.2,
+    mismatch: float = 0.05, noise_rate: float = 0.0005, duration_us: int = 300_000,
+) -> list:
+    """Event streams (:data:`EVENT_DTYPE`, sorted by time) for ``images`` ``[N, 8, 8]`` in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    big = F.interpolate(torch.from_numpy(images)[:, None], size=16, mode="bilinear", align_corners=False)
+    canvas = F.pad(big, (2, 2, 2, 2))  # [N, 1, 20, 20]
+    path = saccade_path(steps, amplitude)
+    # Sub-pixel shifts by bilinear resampling of the whole batch at each instant.
+    theta = torch.zeros(steps, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = torch.from_numpy(-path * 2.0 / CANVAS).float()
+    log_i = []
+    for k in range(steps):
+        grid = F.affine_grid(theta[k : k + 1].expand(n, 2, 3), (n, 1, CANVAS, CANVAS), align_corners=False)
+        frame = F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        log_i.append(torch.log(frame[:, 0] + 0.1).numpy())
+    log_i = np.stack(log_i, axis=1)  # [N, steps, H, W]
+    thresholds = threshold * (1.0 + mismatch * rng.standard_normal((n, CANVAS, CANVAS)))
+    reference = log_i[:, 0].copy()
+    times = np.linspace(0, duration_us, steps).astype(np.int64)
+    chunks = []  # (sample, t, x, y, p, count)
+    for k in range(1, steps):
+        diff = log_i[:, k] - reference
+        count = np.floor(np.abs(diff) / thresholds).astype(np.int64)
+        reference += np.sign(diff) * count * thresholds
+        s, y, x = np.nonzero(count)
+        p = (diff[s, y, x] > 0).astype(np.int8)
+        noise = rng.random((n, CANVAS, CANVAS)) < noise_rate
+        ns, ny, nx = np.nonzero(noise)
+        chunks.append((
+            np.concatenate([s, ns]), np.full(len(s) + len(ns), times[k]), np.concatenate([x, nx]),
+            np.concatenate([y, ny]), np.concatenate([p, rng.integers(0, 2, len(ns)).astype(np.int8)]),
+            np.concatenate([count[s, y, x], np.ones(len(ns), dtype=np.int64)]),
+        ))
+    sample, t, x, y, p, count = (np.concatenate(parts) for parts in zip(*chunks))
+    order = np.lexsort((t, sample))  # by sample, then time
+    sample, t, x, y, p, count = (a[order] for a in (sample, t, x, y, p, count))
+    events = np.empty(int(count.sum()), dtype=EVENT_DTYPE)
+    events["t"], events["x"], events["y"], events["p"] = (np.repeat(a, count) for a in (t, x, y, p))
+    bounds = np.searchsorted(np.repeat(sample, count), np.arange(n + 1))
+    return [events[bounds[i] : bounds[i + 1]] for i in range(n)]
+
+
+@functools.lru_cache(maxsize=4)
+def load_events(T: int = 8, seed: int = 0, split_by: str = "number", size: int = CANVAS) -> Split:
+    """Event frames ``[N, T, 2, size, size]`` (counts) of the emulated recordings, labels ``[N]``.
+
+    ``size`` divides the 20x20 canvas: frames are summed over ``20/size`` square pixel blocks.
+    """
+    if size < 1 or CANVAS % size:
+        raise ValueError(f"size: expected a divisor of {CANVAS}, got {size!r}")
+    images, labels, test = _load()
+    streams = emulate_events(images, seed=seed)
+    frames = np.stack([integrate(ev, T, CANVAS, CANVAS, split_by) for ev in streams])
+    k = CANVAS // size
+    frames = frames.reshape(*frames.shape[:3], size, k, size, k).sum(axis=(4, 6))
+    x = torch.from_numpy(frames)
+    y = torch.from_numpy(labels)
+    t = torch.from_numpy(test)
+    return Split(x[~t], y[~t], x[t], y[t])

@@ -1,0 +1,51 @@
+"""Event-to-frame integration with SpikingJelly's conventions (docs/data.md).
+
+Events are a numpy structured array of :data:`EVENT_DTYPE` (``t`` in µs, ``x``, ``y``, ``p``
+with 1 = ON). ``integrate`` returns event counts per (frame, polarity, y, x) as float32
+``[T, 2, H, W]``:
+
+* ``split_by="number"``: with :math:`d = \\lfloor N/T \\rfloor`, frame j takes events
+  :math:`[jd, (j+1)d)`;
+* ``split_by="time"``: with :math:`\\Delta = \\lfloor (t_{N-1}-t_0)/T \\rfloor`, frame j takes
+  :math:`t_0 + j\\Delta \\le t < t_0 + (j+1)\\Delta`.
+
+``leftover="last"`` (SpikingJelly, default): the last frame runs to the end and absorbs the
+remainder; ``"drop"`` (tonic): the remainder is dropped. No events give all-zero frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
+SPLITS = ("number", "time")
+LEFTOVERS = ("last", "drop")
+
+
+def integrate(events: np.ndarray, T: int, height: int, width: int, split_by: str = "number", leftover: str = "last") -> np.ndarray:
+    """Event counts ``[T, 2, height, width]`` (float32) of ``events`` split into ``T`` frames."""
+    if split_by not in SPLITS:
+        raise ValueError(f"split_by: unknown value {split_by!r}; expected one of {list(SPLITS)}")
+    if leftover not in LEFTOVERS:
+        raise ValueError(f"leftover: unknown value {leftover!r}; expected one of {list(LEFTOVERS)}")
+    if not (isinstance(T, int) and T >= 1):
+        raise ValueError(f"T: expected a number of frames >= 1, got {T!r}")
+    frames = np.zeros((T, 2, height, width), dtype=np.float32)
+    n = len(events)
+    if n == 0:
+        return frames
+    if split_by == "number":
+        d = n // T
+        index = np.arange(n) // d if d > 0 else np.full(n, T)
+    else:
+        t = events["t"]
+        delta = (int(t[-1]) - int(t[0])) // T
+        index = (t - t[0]) // delta if delta > 0 else np.full(n, T)
+    keep = index < T
+    if leftover == "last":
+        index = np.minimum(index, T - 1)
+    else:
+        index, events = index[keep], events[keep]
+    flat = ((index * 2 + events["p"].astype(np.int64)) * height + events["y"]) * width + events["x"]
+    frames.reshape(-1)[:] = np.bincount(flat, minlength=frames.size).astype(np.float32)
+    return frames

@@ -1,0 +1,84 @@
+"""Losses on per-step logits ``[T, B, K]``.
+
+TET (Deng et al., ICLR 2022), as in the AR-LIF code:
+
+.. math::
+    \\mathcal L = (1-\\lambda)\\,\\frac1T\\sum_t \\mathrm{CE}(O_t, y) + \\lambda\\,\\frac{1}{TBK}\\sum_{t,b,k}(O_{t,b,k} - Y'_{b,k})^2
+
+with :math:`Y' = \\phi` (constant target, default 1) or the one-hot label (``target="onehot"``,
+AR-LIF's ``-mse_n_reg``). ``y`` may be class indices ``[B]`` or soft targets ``[B, K]`` (mixup).
+"""
+
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _hard_labels(y: torch.Tensor) -> torch.Tensor:
+    return y if y.dim() == 1 else y.argmax(dim=1)
+
+
+def tet_loss(
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    lamb: float = 0.05,
+    phi: float = 1.0,
+    target: str = "constant",
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """TET loss of per-step logits ``[T, B, K]`` against labels ``[B]`` or soft targets ``[B, K]``."""
+    T, B, K = logits.shape
+    flat = logits.reshape(T * B, K)
+    y_rep = y.repeat(T) if y.dim() == 1 else y.repeat(T, 1)
+    loss = (1.0 - lamb) * F.cross_entropy(flat, y_rep, label_smoothing=label_smoothing)
+    if lamb:
+        if target == "onehot":
+            goal = F.one_hot(_hard_labels(y), K).to(logits.dtype) if y.dim() == 1 else y.to(logits.dtype)
+            goal = goal.expand(T, B, K)
+        else:
+            goal = torch.full_like(logits, phi)
+        loss = loss + lamb * F.mse_loss(logits, goal)
+    return loss
+
+
+def mean_ce_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of the mean logits over T (the "SDT" baseline of TET)."""
+    return F.cross_entropy(logits.mean(0), y, label_smoothing=label_smoothing)
+
+
+def predict(logits: torch.Tensor) -> torch.Tensor:
+    """Class prediction: argmax of the mean of per-step logits ``[T, B, K]`` over T."""
+    return logits.mean(0).argmax(dim=1)
+
+
+class SpikingLoss(nn.Module):
+    """``kind="ce"`` (CE of the mean over T) or ``"tet"``, with their options; ``forward(logits, y)``."""
+
+    KINDS = ("ce", "tet")
+    TARGETS = ("constant", "onehot")
+
+    def __init__(self, kind: str = "ce", lamb: float = 0.05, phi: float = 1.0, target: str = "constant",
+                 label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"loss.kind: unknown value {kind!r}; expected one of {list(self.KINDS)}")
+        if target not in self.TARGETS:
+            raise ValueError(f"loss.target: unknown value {target!r}; expected one of {list(self.TARGETS)}")
+        if not 0.0 <= lamb <= 1.0:
+            raise ValueError(f"loss.lamb: expected a weight in [0, 1], got {lamb!r}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"loss.label_smoothing: expected a value in [0, 1), got {label_smoothing!r}")
+        self.kind, self.lamb, self.phi, self.target, self.label_smoothing = kind, lamb, phi, target, label_smoothing
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.kind == "tet":
+            return tet_loss(logits, y, self.lamb, self.phi, self.target, self.label_smoothing)
+        return mean_ce_loss(logits, y, self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        if self.kind == "tet":
+            return f"kind='tet', lamb={self.lamb}, phi={self.phi}, target={self.target!r}"
+        return f"kind='ce', label_smoothing={self.label_smoothing}"

@@ -1,0 +1,43 @@
+"""Blocks shared by every model."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..layers import DirectEncoder, SeqToANN, TimeBatchNorm
+
+
+def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = False, bn_scale: float = 1.0) -> nn.Sequential:
+    """``[T, B, cin, H, W]`` -> conv (all steps at once) -> batch norm over T·B."""
+    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=bias)
+    return nn.Sequential(SeqToANN(conv), TimeBatchNorm(cout, scale=bn_scale))
+
+
+class SpikingNet(nn.Module):
+    """Base of every model: direct encoding of static input, then ``features`` and ``head``."""
+
+    def __init__(self, T: int) -> None:
+        super().__init__()
+        self.encoder = DirectEncoder(T)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: images ``[B, C, H, W]`` (repeated T times) or sequences ``[T, B, C, H, W]``."""
+        if x.dim() == 4:
+            x = self.encoder(x)
+        return self.head(self.features(x))
+
+
+def init_kaiming(model: nn.Module, linear_std: float = None) -> None:
+    """Kaiming-normal (fan_out, relu) convolutions, BN (1, 0), zero biases; Linear N(0, std) if given."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and linear_std is not None:
+            nn.init.normal_(m.weight, 0.0, linear_std)
+            nn.init.zeros_(m.bias)

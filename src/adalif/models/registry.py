@@ -1,0 +1,74 @@
+"""Model registry and neuron specs.
+
+``create_model("resnet19", neuron="dalif", num_classes=10, in_channels=3, T=4)`` builds any
+registered model with any neuron. A neuron spec is a name (``"lif"``, ``"plif"``, ``"dalif"``,
+``"arlif"``) or a dict ``{"name": "arlif", "decay": 0.5, ...}`` of constructor arguments; with
+``{"name": "dalif", "granularity": "channel"}`` each layer gets its own channel count.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Callable, Dict, Union
+
+from torch import nn
+
+from ..neurons import ARLIF, DALIF, LIF, PLIF, Neuron
+
+NEURONS = {"lif": LIF, "plif": PLIF, "dalif": DALIF, "arlif": ARLIF}
+NeuronSpec = Union[str, Dict]
+NeuronFactory = Callable[[int], Neuron]
+
+_MODELS: Dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Decorator: register ``fn(neuron, num_classes, in_channels, T, **kwargs)`` under its name."""
+    _MODELS[fn.__name__] = fn
+    return fn
+
+
+def list_models():
+    return sorted(_MODELS)
+
+
+def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
+    """A callable ``num_channels -> neuron module`` for a spec; arguments are checked here, once."""
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"neuron: expected a name or a dict with 'name', got {spec!r}")
+    kwargs = dict(spec)
+    name = str(kwargs.pop("name")).lower()
+    if name not in NEURONS:
+        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {sorted(NEURONS)}")
+    cls = NEURONS[name]
+    allowed = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"neuron.{unknown[0]}: not an argument of {cls.__name__}; expected one of {sorted(allowed)}")
+    per_channel = name == "dalif" and kwargs.get("granularity") == "channel"
+
+    def make(num_channels: int) -> Neuron:
+        return cls(**kwargs, num_channels=num_channels) if per_channel else cls(**kwargs)
+
+    make(4)  # surface a bad value (out-of-range decay, unknown surrogate) before any model is built
+    make.spec = {"name": name, **kwargs}
+    return make
+
+
+def create_model(name: str, *, neuron: NeuronSpec = "lif", **kwargs) -> nn.Module:
+    """Build registered model ``name`` with any neuron; ``num_classes``, ``in_channels``, ``T``
+    and model options default to the model's own. The model maps ``[B, C, H, W]`` (repeated T
+    times) or ``[T, B, C, H, W]`` to per-step logits ``[T, B, num_classes]``."""
+    if name not in _MODELS:
+        raise ValueError(f"model: unknown model {name!r}; expected one of {list_models()}")
+    for arg in ("num_classes", "in_channels", "T"):
+        value = kwargs.get(arg, 1)
+        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"{arg}: expected an integer >= 1, got {value!r}")
+    allowed = set(inspect.signature(_MODELS[name]).parameters) - {"neuron"}
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"model.{unknown[0]}: not an option of {name}; expected one of {sorted(allowed)}")
+    return _MODELS[name](neuron_factory(neuron), **kwargs)

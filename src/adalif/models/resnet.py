@@ -1,0 +1,151 @@
+"""Spiking ResNets: ResNet-19 (tdBN), MPBN-style ResNet-20, ImageNet ResNet-18/34, and the
+pre-activation ResNet-18 of the AR-LIF code. Architectures follow docs/models.md."""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ..layers import SeqToANN, SharedDropout, TimeBatchNorm
+from .common import SpikingNet, conv_bn, init_kaiming
+from .registry import NeuronFactory, register_model
+
+RESIDUAL_BN_SCALE = 1 / math.sqrt(2)  # tdBN's alpha for the two BNs whose outputs are summed
+
+
+class BasicBlock(nn.Module):
+    """conv-BN-neuron-conv-BN, plus shortcut, then the neuron sees the sum.
+
+    ``downsample="conv"``: conv1x1(stride)+BN on a shape change (tdBN ResNet-19, ImageNet);
+    ``"avgpool"``: AvgPool(stride) then conv1x1+BN (MPBN-style ResNet-20).
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, downsample: str = "conv") -> None:
+        super().__init__()
+        self.branch = nn.Sequential(
+            conv_bn(cin, cout, 3, stride), neuron(cout), conv_bn(cout, cout, 3, 1, bn_scale=RESIDUAL_BN_SCALE)
+        )
+        if stride == 1 and cin == cout:
+            self.shortcut = nn.Identity()
+        elif downsample == "avgpool":
+            pool = [SeqToANN(nn.AvgPool2d(stride))] if stride > 1 else []
+            self.shortcut = nn.Sequential(*pool, conv_bn(cin, cout, 1, 1, bn_scale=RESIDUAL_BN_SCALE))
+        else:
+            self.shortcut = conv_bn(cin, cout, 1, stride, bn_scale=RESIDUAL_BN_SCALE)
+        self.neuron = neuron(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.neuron(self.branch(x) + self.shortcut(x))
+
+
+def _stages(cin: int, widths: Sequence[int], blocks: Sequence[int], strides: Sequence[int], neuron, downsample="conv"):
+    layers = []
+    for width, n, stride in zip(widths, blocks, strides):
+        for i in range(n):
+            layers.append(BasicBlock(cin, width, stride if i == 0 else 1, neuron, downsample))
+            cin = width
+    return nn.Sequential(*layers)
+
+
+class ResNet(SpikingNet):
+    def __init__(self, stem: nn.Module, stages: nn.Module, head: nn.Module, T: int) -> None:
+        super().__init__(T)
+        self.features = nn.Sequential(stem, stages)
+        self.head = head
+        init_kaiming(self)
+
+
+@register_model
+def resnet19(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, stem: int = 128, hidden: Optional[int] = 256) -> ResNet:
+    """ResNet-19 of tdBN/TET: stem ``stem`` (128, or 64 as in the TET code), stages 128/256/512
+    with [3, 3, 2] blocks, head global average pool -> FC 512->``hidden`` -> neuron -> FC (TET
+    head; ``hidden=None`` gives the GLIF head 512->C)."""
+    stem_layer = nn.Sequential(conv_bn(in_channels, stem), neuron(stem))
+    stages = _stages(stem, (128, 256, 512), (3, 3, 2), (1, 2, 2), neuron)
+    pool = SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if hidden:
+        head = nn.Sequential(pool, SeqToANN(nn.Linear(512, hidden)), neuron(hidden), SeqToANN(nn.Linear(hidden, num_classes)))
+    else:
+        head = nn.Sequential(pool, SeqToANN(nn.Linear(512, num_classes)))
+    return ResNet(stem_layer, stages, head, T)
+
+
+@register_model
+def resnet20_mpbn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 2) -> ResNet:
+    """MPBN-style ResNet-20 (DA-LIF authors' framework; reconstruction, see docs/models.md):
+    stem 3 x (conv3x3 64 + BN + neuron), AvgPool 2, four stages 64/128/256/512 of 2 blocks with
+    strides 1/2/2/2 and average-pool shortcuts, global average pool, FC 512->C."""
+    stem = nn.Sequential(
+        conv_bn(in_channels, 64), neuron(64), conv_bn(64, 64), neuron(64), conv_bn(64, 64), neuron(64),
+        SeqToANN(nn.AvgPool2d(2)),
+    )
+    stages = _stages(64, (64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2), neuron, downsample="avgpool")
+    head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()), SeqToANN(nn.Linear(512, num_classes)))
+    return ResNet(stem, stages, head, T)
+
+
+def _imagenet_resnet(blocks, neuron, num_classes, in_channels, T) -> ResNet:
+    stem = nn.Sequential(
+        SeqToANN(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)), TimeBatchNorm(64), neuron(64),
+        SeqToANN(nn.AvgPool2d(3, 2, 1)),
+    )
+    stages = _stages(64, (64, 128, 256, 512), blocks, (1, 2, 2, 2), neuron)
+    head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()), SeqToANN(nn.Linear(512, num_classes)))
+    return ResNet(stem, stages, head, T)
+
+
+@register_model
+def resnet18(neuron: NeuronFactory, num_classes: int = 1000, in_channels: int = 3, T: int = 4) -> ResNet:
+    """ImageNet ResNet-18: 7x7/2 stem, AvgPool 3x3/2, [2, 2, 2, 2] blocks, FC 512->C."""
+    return _imagenet_resnet((2, 2, 2, 2), neuron, num_classes, in_channels, T)
+
+
+@register_model
+def resnet34(neuron: NeuronFactory, num_classes: int = 1000, in_channels: int = 3, T: int = 4) -> ResNet:
+    """ImageNet ResNet-34: as ResNet-18 with [3, 4, 6, 3] blocks."""
+    return _imagenet_resnet((3, 4, 6, 3), neuron, num_classes, in_channels, T)
+
+
+class PreActBlock(nn.Module):
+    """AR-LIF/CLIF pre-activation block: x <- neuron(BN(x)); out = conv(x);
+    out = conv(dropout(neuron(BN(out)))) + shortcut(x), the shortcut acting on the spikes."""
+
+    def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, dropout: float) -> None:
+        super().__init__()
+        self.pre = nn.Sequential(TimeBatchNorm(cin), neuron(cin))
+        self.branch = nn.Sequential(
+            SeqToANN(nn.Conv2d(cin, cout, 3, stride, 1)), TimeBatchNorm(cout), neuron(cout),
+            SharedDropout(dropout), SeqToANN(nn.Conv2d(cout, cout, 3, 1, 1)),
+        )
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else SeqToANN(nn.Conv2d(cin, cout, 1, stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pre(x)
+        return self.branch(x) + self.shortcut(x)
+
+
+@register_model
+def preact_resnet18(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0) -> ResNet:
+    """Pre-activation ResNet-18 of the AR-LIF CIFAR runs: conv3x3 64 stem (no BN, no neuron),
+    [2, 2, 2, 2] PreActBlocks 64/128/256/512, head BN -> neuron -> AvgPool 4 -> FC 512->C."""
+    stem = SeqToANN(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False))
+    blocks, cin = [], 64
+    for width, stride in zip((64, 128, 256, 512), (1, 2, 2, 2)):
+        for i in range(2):
+            blocks.append(PreActBlock(cin, width, stride if i == 0 else 1, neuron, dropout))
+            cin = width
+    head = nn.Sequential(
+        TimeBatchNorm(512), neuron(512), SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+        SharedDropout(dropout), SeqToANN(nn.Linear(512, num_classes)),
+    )
+    model = ResNet(stem, nn.Sequential(*blocks), head, T)
+    for m in model.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.zeros_(m.bias)
+    return model
+
+
+__all__ = ["BasicBlock", "PreActBlock", "ResNet"]

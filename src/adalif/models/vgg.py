@@ -1,0 +1,77 @@
+"""Spiking VGGs: VGG-11/13 with BN (AR-LIF), VGGSNN (TET, AR-LIF CIFAR10-DVS and Tiny-ImageNet),
+and a small CNN for the embedded digits."""
+
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+from torch import nn
+
+from ..layers import SeqToANN, SharedDropout
+from .common import SpikingNet, conv_bn, init_kaiming
+from .registry import NeuronFactory, register_model
+
+
+def _features(cfg: Sequence[Union[int, str]], cin: int, neuron: NeuronFactory, dropout: float = 0.0) -> nn.Sequential:
+    """``cfg``: channel counts (conv3x3 with bias -> BN over T·B -> neuron [-> dropout]) and "M"
+    (AvgPool2d(2), on spikes, with no neuron after it)."""
+    layers = []
+    for item in cfg:
+        if item == "M":
+            layers.append(SeqToANN(nn.AvgPool2d(2)))
+        else:
+            layers += [conv_bn(cin, item, bias=True), neuron(item)]
+            if dropout:
+                layers.append(SharedDropout(dropout))
+            cin = item
+    return nn.Sequential(*layers)
+
+
+class VGG(SpikingNet):
+    def __init__(self, features: nn.Module, head: nn.Module, T: int, linear_std=None) -> None:
+        super().__init__(T)
+        self.features = features
+        self.head = head
+        init_kaiming(self, linear_std)
+
+
+VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+VGG13 = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+VGGSNN = [64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
+
+
+def _vgg_bn(cfg, neuron, num_classes, in_channels, T, dropout):
+    head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(512 * 49, num_classes)))
+    return VGG(_features(cfg, in_channels, neuron, dropout), head, T, linear_std=0.01)
+
+
+@register_model
+def vgg11_bn(neuron: NeuronFactory, num_classes: int = 11, in_channels: int = 2, T: int = 20, dropout: float = 0.0) -> VGG:
+    """AR-LIF ``spiking_vgg11_bn``: 8 spiking layers, AvgPool, AdaptiveAvgPool (7, 7), FC 25088->C."""
+    return _vgg_bn(VGG11, neuron, num_classes, in_channels, T, dropout)
+
+
+@register_model
+def vgg13_bn(neuron: NeuronFactory, num_classes: int = 200, in_channels: int = 3, T: int = 4, dropout: float = 0.0) -> VGG:
+    """AR-LIF ``spiking_vgg13_bn``: 10 spiking layers, otherwise as VGG-11."""
+    return _vgg_bn(VGG13, neuron, num_classes, in_channels, T, dropout)
+
+
+@register_model
+def vggsnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 2, T: int = 10, input_size: int = 48, dropout: float = 0.0) -> VGG:
+    """VGGSNN (TET): 8 spiking layers, 4 AvgPools, flatten, [dropout,] FC 512·(s/16)²->C.
+    ``input_size`` 48 (CIFAR10-DVS, 2 channels) or 64 (Tiny-ImageNet, 3 channels)."""
+    side = input_size // 16
+    head = nn.Sequential(
+        SeqToANN(nn.Flatten()), SharedDropout(dropout), SeqToANN(nn.Linear(512 * side * side, num_classes))
+    )
+    return VGG(_features(VGGSNN, in_channels, neuron), head, T)
+
+
+@register_model
+def digits_cnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 1, T: int = 4, width: int = 32) -> VGG:
+    """A small spiking CNN for the embedded 8x8 digits (and their event version): two conv
+    layers of ``width`` and 2·``width`` channels, AvgPool to 4x4, FC -> C."""
+    features = _features([width, 2 * width, "M"], in_channels, neuron)
+    head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, num_classes)))
+    return VGG(features, head, T)

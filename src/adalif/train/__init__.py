@@ -1,0 +1,1 @@
+"""Training on PyTorch Lightning: configs, the LightningModule, data, callbacks and the CLI."""

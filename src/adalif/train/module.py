@@ -1,0 +1,94 @@
+"""The LightningModule: model, loss and optimiser of a run.
+
+Firing rates, parameter tracking, checkpoint atomicity and run metadata are callbacks
+(:mod:`.callbacks`), not branches in the training step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict
+
+import lightning as L
+import torch
+
+from ..losses import SpikingLoss, predict
+from ..models import create_model
+from ..neurons import Neuron
+from .config import LossConfig, ModelConfig, OptimConfig, ScheduleConfig
+from .lamb import Lamb
+
+
+def _labels(y: torch.Tensor) -> torch.Tensor:
+    return y if y.dim() == 1 else y.argmax(dim=1)
+
+
+class SpikingClassifier(L.LightningModule):
+    def __init__(
+        self, model: Dict[str, Any], loss: Dict[str, Any], optim: Dict[str, Any], schedule: Dict[str, Any],
+        T: int, num_classes: int, in_channels: int, compile: bool = False,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        mc, self.optim_cfg, self.schedule_cfg = ModelConfig(**model), OptimConfig(**optim), ScheduleConfig(**schedule)
+        self.model = create_model(mc.name, neuron=mc.neuron, num_classes=num_classes, in_channels=in_channels, T=T, **mc.options)
+        self.criterion = SpikingLoss(**vars(LossConfig(**loss)))
+        self._forward = torch.compile(self.model) if compile else self.model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-step logits ``[T, B, K]``; batches of sequences ``[B, T, ...]`` are made time-major."""
+        if x.dim() == 5:
+            x = x.transpose(0, 1)
+        return self._forward(x)
+
+    def _step(self, batch, stage: str):
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        acc = (predict(logits) == _labels(y)).float().mean()
+        on_step = stage == "train"
+        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
+        self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._step(batch, "test")
+
+    def configure_optimizers(self):
+        cfg = self.optim_cfg
+        neuron_params = {id(p) for m in self.model.modules() if isinstance(m, Neuron) for p in m.parameters()}
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.neuron_weight_decay:
+            groups = [{"params": params, "weight_decay": cfg.weight_decay}]
+        else:
+            groups = [
+                {"params": [p for p in params if id(p) not in neuron_params], "weight_decay": cfg.weight_decay},
+                {"params": [p for p in params if id(p) in neuron_params], "weight_decay": 0.0},
+            ]
+        if cfg.name == "sgd":
+            opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
+        elif cfg.name == "adamw":
+            opt = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+        else:
+            opt = Lamb(groups, lr=cfg.lr, betas=tuple(cfg.betas))
+        sched = self.schedule_cfg
+        epochs = self.trainer.max_epochs
+
+        def factor(epoch: int) -> float:
+            if epoch < sched.warmup_epochs:
+                start = sched.warmup_start_lr / cfg.lr
+                return start + (1 - start) * epoch / sched.warmup_epochs
+            if sched.name == "constant":
+                return 1.0
+            progress = (epoch - sched.warmup_epochs) / max(1, epochs - sched.warmup_epochs)
+            low = sched.min_lr / cfg.lr
+            return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

@@ -1,0 +1,149 @@
+"""Train and evaluate from a :class:`~adalif.train.config.RunConfig`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from typing import Any, Dict, NamedTuple, Optional
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from .callbacks import AtomicCheckpointIO, FiringRateMonitor, ParameterTracker, RunMetadata
+from .config import RunConfig, validate
+from .datamodule import SpikingDataModule
+from .module import SpikingClassifier
+
+
+class Summary(NamedTuple):
+    run_dir: str
+    best_acc: float
+    last_acc: float
+    best_epoch: int
+    firing_rate: float
+    wall_time_s: float
+
+
+def run_name(cfg: RunConfig) -> str:
+    neuron = cfg.model.neuron if isinstance(cfg.model.neuron, str) else cfg.model.neuron.get("name", "neuron")
+    return cfg.name or f"{cfg.model.name}_{neuron}_{cfg.data.name}_T{cfg.data.T}"
+
+
+def _resume_path(cfg: RunConfig, run_dir: str) -> Optional[str]:
+    if not cfg.resume:
+        return None
+    path = os.path.join(run_dir, "checkpoints", "last.ckpt") if cfg.resume == "last" else cfg.resume
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"resume: checkpoint {path!r} does not exist")
+    try:
+        torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # any unreadable file: say which and why, then stop
+        raise ValueError(f"resume: checkpoint {path!r} is corrupt or unreadable ({type(err).__name__}: {err})") from err
+    return path
+
+
+def _prepare_run_dir(cfg: RunConfig) -> str:
+    run_dir = os.path.join(cfg.output_dir, run_name(cfg))
+    if os.path.exists(run_dir) and not cfg.resume:
+        if not cfg.overwrite:
+            raise FileExistsError(
+                f"output: run directory {run_dir!r} exists; pass --overwrite true to replace it, "
+                f"--resume last to continue it, or choose another --name"
+            )
+        shutil.rmtree(run_dir)
+    os.makedirs(run_dir, exist_ok=True)
+    return run_dir
+
+
+def build_trainer(cfg: RunConfig, run_dir: str, callbacks=()) -> L.Trainer:
+    t = cfg.trainer
+    checkpoint = ModelCheckpoint(
+        dirpath=os.path.join(run_dir, "checkpoints"), filename="best", monitor="val/acc", mode="max", save_last=True,
+    )
+    loggers = [CSVLogger(run_dir, name="", version="logs"), TensorBoardLogger(run_dir, name="", version="tensorboard")]
+    return L.Trainer(
+        default_root_dir=run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator,
+        devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, sync_batchnorm=t.sync_batchnorm,
+        precision=t.precision, deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
+        log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
+        limit_val_batches=t.limit_val_batches, enable_progress_bar=t.progress_bar, logger=loggers,
+        callbacks=[checkpoint, FiringRateMonitor(), ParameterTracker(), *callbacks],
+        plugins=[AtomicCheckpointIO()], enable_model_summary=False,
+    )
+
+
+def build(cfg: RunConfig):
+    """The data module and LightningModule of a run (seeded)."""
+    L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
+    data = SpikingDataModule(cfg.data, seed=cfg.trainer.seed)
+    module = SpikingClassifier(
+        asdict(cfg.model), asdict(cfg.loss), asdict(cfg.optim), asdict(cfg.schedule), T=cfg.data.T,
+        num_classes=data.num_classes, in_channels=data.in_channels, compile=cfg.trainer.compile,
+    )
+    return data, module
+
+
+def train(cfg: RunConfig) -> Summary:
+    """Train, evaluate every epoch on the test split, and write ``summary.json`` in the run directory."""
+    validate(cfg)
+    start = time.perf_counter()
+    run_dir = _prepare_run_dir(cfg)
+    resume = _resume_path(cfg, run_dir)
+    data, module = build(cfg)
+    config = asdict(cfg)
+    trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History()])
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    history = next(c for c in trainer.callbacks if isinstance(c, _History)).accuracies
+    best_epoch = max(history, key=history.get) if history else -1
+    summary = Summary(
+        run_dir, history.get(best_epoch, float("nan")), history[max(history)] if history else float("nan"),
+        best_epoch, float(trainer.callback_metrics.get("val/fr", float("nan"))), time.perf_counter() - start,
+    )
+    if trainer.is_global_zero:
+        tmp = os.path.join(run_dir, "summary.json.tmp")
+        with open(tmp, "w") as fh:
+            json.dump({**summary._asdict(), "config": config, "accuracy_by_epoch": history}, fh, indent=2)
+        os.replace(tmp, os.path.join(run_dir, "summary.json"))
+    return summary
+
+
+class _History(L.Callback):
+    """Test accuracy of every epoch (for best and last), kept across a resume in the checkpoint."""
+
+    def __init__(self) -> None:
+        self.accuracies: Dict[int, float] = {}
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking and "val/acc" in trainer.callback_metrics:
+            self.accuracies[trainer.current_epoch] = float(trainer.callback_metrics["val/acc"])
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {"accuracies": dict(self.accuracies)}
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        self.accuracies = {int(k): v for k, v in state["accuracies"].items()}
+
+
+def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
+    """Test accuracy and firing rate of a checkpoint, with the config it recorded."""
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"checkpoint: {checkpoint!r} does not exist")
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    if "adalif" not in ckpt:
+        raise ValueError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
+    from .cli import config_from_dict
+
+    cfg = config_from_dict(ckpt["adalif"]["config"], overrides or {})
+    data, module = build(cfg)
+    module.load_state_dict(ckpt["state_dict"])
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_progress_bar=cfg.trainer.progress_bar,
+        callbacks=[FiringRateMonitor()], enable_model_summary=False,
+    )
+    metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
+    return {"accuracy": metrics["val/acc"], "loss": metrics["val/loss"], "firing_rate": metrics.get("val/fr", float("nan"))}
