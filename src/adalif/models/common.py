@@ -8,10 +8,11 @@ from torch import nn
 from ..layers import DirectEncoder, SeqToANN, TimeBatchNorm
 
 
-def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = False, bn_scale: float = 1.0) -> nn.Sequential:
-    """``[T, B, cin, H, W]`` -> conv (all steps at once) -> batch norm over T·B."""
-    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=bias)
-    return nn.Sequential(SeqToANN(conv), TimeBatchNorm(cout, scale=bn_scale))
+def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = False, bn_scale: float = 1.0,
+            norm: bool = True) -> nn.Sequential:
+    """``[T, B, cin, H, W]`` -> conv (all steps at once) -> batch norm over T·B (unless ``norm=False``)."""
+    conv = nn.Conv2d(cin, cout, kernel, stride, kernel // 2, bias=bias or not norm)
+    return nn.Sequential(SeqToANN(conv), TimeBatchNorm(cout, scale=bn_scale) if norm else nn.Identity())
 
 
 class SpikingNet(nn.Module):

@@ -12,7 +12,8 @@ from .common import SpikingNet, conv_bn, init_kaiming
 from .registry import NeuronFactory, register_model
 
 
-def _features(cfg: Sequence[Union[int, str]], cin: int, neuron: NeuronFactory, dropout: float = 0.0) -> nn.Sequential:
+def _features(cfg: Sequence[Union[int, str]], cin: int, neuron: NeuronFactory, dropout: float = 0.0,
+              norm: bool = True) -> nn.Sequential:
     """``cfg``: channel counts (conv3x3 with bias -> BN over T·B -> neuron [-> dropout]) and "M"
     (AvgPool2d(2), on spikes, with no neuron after it)."""
     layers = []
@@ -20,7 +21,7 @@ def _features(cfg: Sequence[Union[int, str]], cin: int, neuron: NeuronFactory, d
         if item == "M":
             layers.append(SeqToANN(nn.AvgPool2d(2)))
         else:
-            layers += [conv_bn(cin, item, bias=True), neuron(item)]
+            layers += [conv_bn(cin, item, bias=True, norm=norm), neuron(item)]
             if dropout:
                 layers.append(SharedDropout(dropout))
             cin = item
@@ -69,9 +70,11 @@ def vggsnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 2, T
 
 
 @register_model
-def digits_cnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 1, T: int = 4, width: int = 32) -> VGG:
+def digits_cnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 1, T: int = 4, width: int = 32,
+               batch_norm: bool = True) -> VGG:
     """A small spiking CNN for the embedded 8x8 digits (and their event version): two conv
-    layers of ``width`` and 2·``width`` channels, AvgPool to 4x4, FC -> C."""
-    features = _features([width, 2 * width, "M"], in_channels, neuron)
+    layers of ``width`` and 2·``width`` channels, AvgPool to 4x4, FC -> C. ``batch_norm=False``
+    drops BN (its statistics would differ per DDP process on CPU, where SyncBatchNorm is unavailable)."""
+    features = _features([width, 2 * width, "M"], in_channels, neuron, norm=batch_norm)
     head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, num_classes)))
     return VGG(features, head, T)

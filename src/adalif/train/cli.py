@@ -43,7 +43,7 @@ def config_from_dict(config: Dict[str, Any], overrides: Dict[str, Any]) -> RunCo
         args += [f"--{key}", str(value)]
     ns = parser.parse_object(config, defaults=True)
     ns = parser.parse_args(args, namespace=ns) if args else ns
-    return _to_run_config(parser, ns)
+    return _to_run_config(parser, _strip(ns))
 
 
 def eval_parser() -> ArgumentParser:
@@ -91,3 +91,7 @@ def _strip(ns: Namespace) -> Namespace:
 
 
 __all__ = ["main", "train_parser", "config_from_dict"]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

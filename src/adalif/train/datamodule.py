@@ -18,25 +18,32 @@ EMBEDDED = ("digits", "digits_events")
 
 
 class EpochSampler(Sampler):
-    """A permutation that depends only on (seed, epoch).
+    """The training order: a permutation that depends only on (seed, epoch), or the plain order
+    with ``shuffle=False``, sharded over DDP processes as ``order[rank::world]`` (the tail that
+    does not divide evenly is dropped, so every process runs the same number of steps).
 
-    torch's RandomSampler draws from a generator whose state a resumed run cannot restore, so
-    resuming at an epoch boundary would change the order; Lightning calls ``set_epoch`` on any
-    sampler that has it.
+    Written here rather than taken from torch: RandomSampler draws from a generator whose state a
+    resumed run cannot restore, and Lightning's automatic DistributedSampler shuffles even when
+    the loader was sequential. Lightning calls ``set_epoch`` on any sampler that has it.
     """
 
-    def __init__(self, n: int, seed: int) -> None:
-        self.n, self.seed, self.epoch = n, seed, 0
+    def __init__(self, n: int, seed: int, shuffle: bool = True, rank: int = 0, world: int = 1) -> None:
+        self.n, self.seed, self.shuffle, self.rank, self.world = n, seed, shuffle, rank, world
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(self.n, generator=g)
+        else:
+            order = torch.arange(self.n)
+        return iter(order[self.rank : len(self) * self.world : self.world].tolist())
 
     def __len__(self) -> int:
-        return self.n
+        return self.n // self.world
 
 
 class SpikingDataModule(L.LightningDataModule):
@@ -74,14 +81,17 @@ class SpikingDataModule(L.LightningDataModule):
         self.test_set = TensorDataset(split.x_test, split.y_test)
 
     def train_dataloader(self) -> DataLoader:
-        sampler = EpochSampler(len(self.train_set), self.seed) if self.cfg.shuffle else None
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        sampler = EpochSampler(len(self.train_set), self.seed, self.cfg.shuffle, rank, world)
         return DataLoader(
             self.train_set, batch_size=self.cfg.batch_size, sampler=sampler, drop_last=self.cfg.drop_last,
             num_workers=self.cfg.num_workers,
         )
 
     def val_dataloader(self) -> DataLoader:
-        # The papers report test accuracy per epoch (there is no separate validation split).
+        # The papers report test accuracy per epoch (there is no separate validation split). Under
+        # DDP every process evaluates the whole split, so the synchronised mean is the accuracy.
         return DataLoader(self.test_set, batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
                           num_workers=self.cfg.num_workers)
 

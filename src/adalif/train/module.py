@@ -33,13 +33,14 @@ class SpikingClassifier(L.LightningModule):
         mc, self.optim_cfg, self.schedule_cfg = ModelConfig(**model), OptimConfig(**optim), ScheduleConfig(**schedule)
         self.model = create_model(mc.name, neuron=mc.neuron, num_classes=num_classes, in_channels=in_channels, T=T, **mc.options)
         self.criterion = SpikingLoss(**vars(LossConfig(**loss)))
-        self._forward = torch.compile(self.model) if compile else self.model
+        # Kept out of the module tree: registering it would store every weight twice in checkpoints.
+        self.__dict__["_compiled"] = torch.compile(self.model) if compile else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-step logits ``[T, B, K]``; batches of sequences ``[B, T, ...]`` are made time-major."""
         if x.dim() == 5:
             x = x.transpose(0, 1)
-        return self._forward(x)
+        return self._compiled(x) if self._compiled is not None else self.model(x)
 
     def _step(self, batch, stage: str):
         x, y = batch

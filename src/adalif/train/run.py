@@ -11,6 +11,7 @@ from typing import Any, Dict, NamedTuple, Optional
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.rank_zero import _get_rank
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
@@ -49,6 +50,10 @@ def _resume_path(cfg: RunConfig, run_dir: str) -> Optional[str]:
 
 def _prepare_run_dir(cfg: RunConfig) -> str:
     run_dir = os.path.join(cfg.output_dir, run_name(cfg))
+    if _get_rank() not in (None, 0):
+        # Under DDP every process runs this command; only global rank 0 checks or replaces the folder.
+        os.makedirs(run_dir, exist_ok=True)
+        return run_dir
     if os.path.exists(run_dir) and not cfg.resume:
         if not cfg.overwrite:
             raise FileExistsError(
@@ -65,7 +70,8 @@ def build_trainer(cfg: RunConfig, run_dir: str, callbacks=()) -> L.Trainer:
     checkpoint = ModelCheckpoint(
         dirpath=os.path.join(run_dir, "checkpoints"), filename="best", monitor="val/acc", mode="max", save_last=True,
     )
-    loggers = [CSVLogger(run_dir, name="", version="logs"), TensorBoardLogger(run_dir, name="", version="tensorboard")]
+    # Auto-incremented versions: a resumed run writes logs/version_1 and keeps version_0 intact.
+    loggers = [CSVLogger(run_dir, name="logs"), TensorBoardLogger(run_dir, name="tensorboard")]
     return L.Trainer(
         default_root_dir=run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator,
         devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, sync_batchnorm=t.sync_batchnorm,
@@ -74,6 +80,7 @@ def build_trainer(cfg: RunConfig, run_dir: str, callbacks=()) -> L.Trainer:
         limit_val_batches=t.limit_val_batches, enable_progress_bar=t.progress_bar, logger=loggers,
         callbacks=[checkpoint, FiringRateMonitor(), ParameterTracker(), *callbacks],
         plugins=[AtomicCheckpointIO()], enable_model_summary=False,
+        use_distributed_sampler=False,  # the data module shards its own sampler (datamodule.EpochSampler)
     )
 
 
@@ -88,15 +95,16 @@ def build(cfg: RunConfig):
     return data, module
 
 
-def train(cfg: RunConfig) -> Summary:
-    """Train, evaluate every epoch on the test split, and write ``summary.json`` in the run directory."""
+def train(cfg: RunConfig, callbacks=()) -> Summary:
+    """Train, evaluate every epoch on the test split, and write ``summary.json`` in the run directory.
+    ``callbacks``: extra Lightning callbacks."""
     validate(cfg)
     start = time.perf_counter()
     run_dir = _prepare_run_dir(cfg)
     resume = _resume_path(cfg, run_dir)
     data, module = build(cfg)
     config = asdict(cfg)
-    trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History()])
+    trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History(), *callbacks])
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     history = next(c for c in trainer.callbacks if isinstance(c, _History)).accuracies
     best_epoch = max(history, key=history.get) if history else -1
