@@ -55,6 +55,15 @@ def eval_parser() -> ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        return _main(argv)
+    except (ValueError, FileExistsError, FileNotFoundError) as err:
+        # A bad config, path or checkpoint: one line naming the key or file, not a traceback.
+        print(f"adalif: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "train a model from a YAML config", "eval": "evaluate a checkpoint"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:

@@ -12,6 +12,8 @@ from typing import Any, Dict, Optional, Union
 OPTIMIZERS = ("sgd", "adamw", "lamb")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
+EMBEDDED = ("digits", "digits_events")
+PLANNED = ("cifar10", "cifar100", "tiny_imagenet", "imagenet", "cifar10_dvs", "dvs128_gesture")
 
 
 @dataclass
@@ -124,6 +126,12 @@ def validate(cfg: RunConfig) -> RunConfig:
     from ..models import NEURONS, list_models  # noqa: F401  (imports register the models)
 
     _check(cfg.model.name in list_models(), "model.name", cfg.model.name, f"one of {list_models()}")
+    if cfg.data.name not in EMBEDDED:
+        raise ValueError(
+            f"data.name: dataset {cfg.data.name!r} is not available in this version of adalif; the "
+            f"embedded datasets are {list(EMBEDDED)} (the loaders for {', '.join(PLANNED)} from their "
+            f"official files are not implemented yet)"
+        )
     _check(cfg.data.T >= 1, "data.T", cfg.data.T, "an integer >= 1")
     _check(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "an integer >= 1")
     _check(cfg.data.num_workers >= 0, "data.num_workers", cfg.data.num_workers, "an integer >= 0")

@@ -12,9 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from .config import DataConfig
-
-EMBEDDED = ("digits", "digits_events")
+from .config import EMBEDDED, DataConfig
 
 
 class EpochSampler(Sampler):
@@ -50,11 +48,7 @@ class SpikingDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig, seed: int = 0) -> None:
         super().__init__()
         if cfg.name not in EMBEDDED:
-            raise ValueError(
-                f"data.name: dataset {cfg.name!r} is not available in this version of adalif; the "
-                f"embedded datasets are {list(EMBEDDED)} (the loaders for CIFAR, Tiny-ImageNet, ImageNet, "
-                f"CIFAR10-DVS and DVS128 Gesture from their official files are not implemented yet)"
-            )
+            raise ValueError(f"data.name: dataset {cfg.name!r} is not available; expected one of {list(EMBEDDED)}")
         self.cfg, self.seed = cfg, seed
         self.train_set: Optional[TensorDataset] = None
         self.test_set: Optional[TensorDataset] = None
