@@ -18,8 +18,15 @@ PLANNED = ("cifar10", "cifar100", "tiny_imagenet", "imagenet", "cifar10_dvs", "d
 
 @dataclass
 class ModelConfig:
-    """``name``: a registered model; ``neuron``: a neuron spec (name or dict); ``options``:
-    model keyword arguments (``stem``, ``dropout``, ``input_size``...)."""
+    """The network.
+
+    Args:
+        name: a registered model (docs/models.md): resnet19, resnet20_mpbn, resnet18, resnet34,
+            preact_resnet18, vgg11_bn, vgg13_bn, vggsnn, digits_cnn.
+        neuron: neuron spec: lif, plif, dalif, arlif, or a dict of constructor arguments with
+            'name', e.g. {"name": "arlif", "decay": 0.2}.
+        options: model arguments, e.g. {"stem": 64}, {"dropout": 0.4}, {"input_size": 64}.
+    """
 
     name: str = "digits_cnn"
     neuron: Union[str, Dict[str, Any]] = "dalif"
@@ -28,8 +35,19 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """``name``: ``digits``, ``digits_events`` (embedded) or a real dataset; ``root``: its folder;
-    ``T``: time steps (frames for event data, repeats for static images)."""
+    """The data.
+
+    Args:
+        name: digits or digits_events (embedded, no download); real datasets by name.
+        root: folder holding the dataset's official files.
+        T: time steps: frames for event data, repeats of each image for static data.
+        batch_size: training batch size per process.
+        eval_batch_size: test batch size (default: batch_size).
+        num_workers: data-loading worker processes.
+        shuffle: shuffle the training order (a permutation of seed and epoch).
+        drop_last: drop the last incomplete training batch.
+        options: dataset options, e.g. {"size": 10} for digits_events frames of 10x10.
+    """
 
     name: str = "digits"
     root: Optional[str] = None
@@ -44,8 +62,17 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """``neuron_weight_decay=False`` excludes neuron parameters (decays, ``a``, ``c``, ``w``) from
-    weight decay; the AR-LIF code decays every parameter."""
+    """The optimiser.
+
+    Args:
+        name: sgd, adamw or lamb.
+        lr: peak learning rate.
+        momentum: SGD momentum.
+        nesterov: Nesterov momentum for SGD.
+        weight_decay: weight decay (L2 for SGD, decoupled for AdamW and LAMB).
+        neuron_weight_decay: also decay neuron parameters (decays, a, c, w), as the AR-LIF code does.
+        betas: Adam-style betas for adamw and lamb.
+    """
 
     name: str = "sgd"
     lr: float = 0.1
@@ -58,7 +85,14 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Cosine annealing over the run (per epoch, to ``min_lr``) after ``warmup_epochs`` of linear warm-up."""
+    """The learning-rate schedule, stepped per epoch.
+
+    Args:
+        name: cosine (anneal to min_lr over the run) or constant.
+        warmup_epochs: epochs of linear warm-up from warmup_start_lr.
+        warmup_start_lr: learning rate at the start of the warm-up.
+        min_lr: final learning rate of the cosine.
+    """
 
     name: str = "cosine"
     warmup_epochs: int = 0
@@ -68,7 +102,15 @@ class ScheduleConfig:
 
 @dataclass
 class LossConfig:
-    """``kind``: ``ce`` (cross-entropy of the mean over T) or ``tet``."""
+    """The loss on per-step logits.
+
+    Args:
+        kind: ce (cross-entropy of the mean over T) or tet (per-step CE plus an MSE regulariser).
+        lamb: TET's weight of the MSE term.
+        phi: TET's constant MSE target.
+        target: TET's MSE target: constant (phi) or onehot.
+        label_smoothing: label smoothing of the cross-entropy.
+    """
 
     kind: str = "ce"
     lamb: float = 0.05
@@ -79,6 +121,27 @@ class LossConfig:
 
 @dataclass
 class TrainerConfig:
+    """Lightning's trainer.
+
+    Args:
+        max_epochs: epochs to train.
+        accelerator: cpu, gpu or auto.
+        devices: devices per node (an integer, or "auto").
+        num_nodes: nodes for multi-node DDP.
+        strategy: auto, ddp, ddp_spawn...
+        sync_batchnorm: synchronise batch-norm statistics across DDP processes (GPU only).
+        precision: 32-true, bf16-mixed, 16-mixed or 64-true.
+        compile: wrap the model in torch.compile.
+        deterministic: Lightning's deterministic mode.
+        seed: seed of everything (initialisation and training order).
+        gradient_clip_val: clip gradients to this norm.
+        log_every_n_steps: logging interval in steps.
+        limit_train_batches: train on this many batches (int) or this fraction (float) per epoch.
+        limit_val_batches: test on this many batches or this fraction.
+        max_steps: stop after this many steps (-1: no limit).
+        progress_bar: show the progress bar (loss, accuracy, firing rate).
+    """
+
     max_epochs: int = 10
     accelerator: str = "auto"
     devices: Union[int, str] = 1
@@ -99,8 +162,22 @@ class TrainerConfig:
 
 @dataclass
 class RunConfig:
-    """Everything a run needs. ``source`` and ``expected_accuracy`` document where a recipe
-    comes from and what it should reach."""
+    """Everything a run needs.
+
+    Args:
+        model: the network.
+        data: the data.
+        optim: the optimiser.
+        schedule: the learning-rate schedule.
+        loss: the loss.
+        trainer: Lightning's trainer.
+        output_dir: folder of all runs; this run writes OUTPUT_DIR/NAME.
+        name: run name (default: MODEL_NEURON_DATA_T<T>).
+        overwrite: replace an existing run directory of the same name.
+        resume: continue from a checkpoint: "last" (this run's last.ckpt) or a path.
+        source: where the recipe comes from (documentation only).
+        expected_accuracy: accuracy the recipe should reach (documentation only).
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
