@@ -146,3 +146,40 @@ def test_ddp_two_processes_on_cpu_equal_one_process_on_the_global_batch(tmp_path
     assert one.keys() == two.keys()
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_an_interrupted_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    from adalif.train.callbacks import AtomicCheckpointIO
+
+    io = AtomicCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"step": 1}, path)
+
+    def broken_save(obj, fh, *args, **kwargs):
+        fh.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False) == {"step": 1}
+    assert os.listdir(tmp_path) == ["last.ckpt"]
+
+
+def test_lamb_takes_trust_ratio_scaled_adam_steps():
+    from adalif.train.lamb import Lamb
+
+    w = torch.nn.Parameter(torch.tensor([3.0, 4.0]))
+    opt = Lamb([w], lr=0.1)
+    w.grad = torch.tensor([1.0, -2.0])
+    opt.step()
+    # first Adam step is sign(g) (up to eps); trust ratio |w| / |update| = 5 / sqrt(2)
+    expected = torch.tensor([3.0, 4.0]) - 0.1 * (5 / 2**0.5) * torch.tensor([1.0, -1.0])
+    torch.testing.assert_close(w.detach(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_bf16_mixed_precision_training_runs_and_learns(tmp_path):
+    s = train(config(tmp_path, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed",
+                     "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "1.0", "--model.options", '{"width": 16}'))
+    assert s.best_acc > 0.5
