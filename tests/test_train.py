@@ -78,6 +78,8 @@ def test_checkpoint_records_version_commit_config_and_neurons(tmp_path):
     assert meta["config"]["trainer"]["max_epochs"] == 1
     assert len(meta["neurons"]) == 2 and all(v.startswith("ARLIF(decay=0.5") for v in meta["neurons"].values())
     assert not [f for f in os.listdir(os.path.join(s.run_dir, "checkpoints")) if ".tmp" in f]
+    hparams = open(os.path.join(s.run_dir, "logs", "version_0", "hparams.yaml")).read()
+    assert "git_commit" in hparams and "a_init: 0.2" in hparams and "ARLIF(decay=0.5" in hparams
     assert 0.0 <= s.firing_rate <= 1.0 and s.best_acc >= s.last_acc - 1e-9
     # `adalif eval` reproduces the last epoch's test accuracy from the checkpoint alone.
     from adalif.train.run import evaluate

@@ -25,6 +25,10 @@ def main(argv=None) -> None:
     parser.add_argument("--output_dir", default="runs/demo", help="where runs are written (replaced each time)")
     parser.add_argument("--configs", default=str(_config_dir()), help="folder holding digits_*.yaml")
     args = parser.parse_args(argv)
+    # On these small CNNs the fused CPU loops save less than their first compile costs on a fresh
+    # machine (about 40 s per neuron family; measured in docs/training.md), so the demo runs the
+    # reference loop unless ADALIF_BACKEND says otherwise.
+    os.environ.setdefault("ADALIF_BACKEND", "reference")
     # Lightning's start-up tips and per-run banners would bury the table.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")

@@ -49,7 +49,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 class RunMetadata(L.Callback):
     """Records the adalif version, git commit, resolved config and every neuron's
-    hyper-parameters in each checkpoint (``checkpoint["adalif"]``)."""
+    hyper-parameters in each checkpoint (``checkpoint["adalif"]``) and in the loggers'
+    hyper-parameters (``hparams.yaml`` of the CSV log, TensorBoard's HParams)."""
 
     def __init__(self, config: Dict[str, Any]) -> None:
         self.config = config
@@ -62,6 +63,10 @@ class RunMetadata(L.Callback):
             "config": self.config,
             "neurons": {name: f"{type(m).__name__}({m.extra_repr()})" for name, m in neuron_layers(pl_module).items()},
         }
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        for logger in trainer.loggers:
+            logger.log_hyperparams({"adalif": self.metadata(pl_module)})
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         checkpoint["adalif"] = self.metadata(pl_module)
