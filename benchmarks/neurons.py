@@ -37,7 +37,6 @@ from typing import Callable, Optional
 import torch
 
 from adalif.neurons import ARLIF, DALIF, LIF, PLIF
-from adalif.surrogate import ATan, Sigmoid
 
 
 _REUSE_KEY, _REUSE_VALUE = "MALLOC_MMAP_THRESHOLD_", str(1 << 34)

@@ -7,15 +7,14 @@ import os
 import pytest
 
 from adalif.models import create_model
-from adalif.train.cli import _strip, _to_run_config, main, train_parser
+from adalif.train.cli import main, parse_config
 from adalif.train.config import EMBEDDED, validate
 
 CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.yaml")))
 
 
 def load(path):
-    parser = train_parser()
-    return _to_run_config(parser, _strip(parser.parse_args(["--config", path])))
+    return parse_config(["--config", path])
 
 
 def test_there_is_a_config_for_every_recipe_row():

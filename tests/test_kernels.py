@@ -13,7 +13,7 @@ import torch  # noqa: E402
 
 from adalif.kernels import dispatch  # noqa: E402
 from adalif.neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
-from adalif.surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle  # noqa: E402
+from adalif.surrogate import ATan, Rectangle, Sigmoid, Triangle  # noqa: E402
 
 triton = pytest.importorskip("triton")
 
@@ -217,3 +217,9 @@ def test_triton_half_on_cuda(dtype):
     tol = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype]
     for case in ("dalif_channel_atan", "arlif"):
         compare(lambda b: CASES[case](b).cuda(), "triton", x, dtype=dtype, rtol=tol, atol=tol, traces=False)
+
+
+def test_missing_triton_is_reported_with_the_reason(monkeypatch):
+    monkeypatch.setattr(dispatch, "_TRITON_INSTALLED", False)
+    with pytest.raises(RuntimeError, match="backend 'triton' cannot run: the triton package is not installed"):
+        DALIF(backend="triton")(torch.randn(2, 3, 4))

@@ -202,7 +202,6 @@ def test_neurons_pickle_and_state_dict_round_trip():
         clone = pickle.loads(pickle.dumps(neuron))
         x = torch.randn(3, 2, 4)
         assert torch.equal(clone(x), neuron(x))
-        other = type(neuron).__new__(type(neuron))
         assert set(neuron.state_dict()) == set(clone.state_dict())
 
 

@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from adalif.train.cli import _strip, _to_run_config, main, train_parser
+from adalif.train.cli import main, parse_config
 from adalif.train.run import build, train
 
 
@@ -20,13 +20,11 @@ def _quiet(monkeypatch):
 
 
 def config(tmp_path, *args):
-    parser = train_parser()
-    ns = parser.parse_args([
+    return parse_config([
         "--output_dir", str(tmp_path), "--trainer.progress_bar", "false", "--data.batch_size", "32",
         "--trainer.limit_train_batches", "6", "--trainer.limit_val_batches", "3", "--model.options", '{"width": 8}',
         *args,
     ])
-    return _to_run_config(parser, _strip(ns))
 
 
 def test_a_few_training_steps_lower_the_loss(tmp_path):

@@ -32,16 +32,14 @@ def main(argv=None) -> None:
     # Lightning's start-up tips and per-run banners would bury the table.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    from .train.cli import _strip, _to_run_config, train_parser
+    from .train.cli import parse_config
     from .train.run import train
 
     rows, start = [], time.perf_counter()
-    parser_ = train_parser()
     for name in CONFIGS:
         path = os.path.join(args.configs, f"{name}.yaml")
-        ns = parser_.parse_args(["--config", path, "--output_dir", args.output_dir, "--overwrite", "true",
-                                 "--trainer.progress_bar", "false"])
-        cfg = _to_run_config(parser_, _strip(ns))
+        cfg = parse_config(["--config", path, "--output_dir", args.output_dir, "--overwrite", "true",
+                            "--trainer.progress_bar", "false"])
         print(f"training {name} ({cfg.trainer.max_epochs} epochs) ...", flush=True)
         s = train(cfg)
         rows.append((name, cfg.expected_accuracy, s))

@@ -47,12 +47,15 @@ def check_backend_name(name: Optional[str], where: str) -> Optional[str]:
     return name
 
 
+# Checked once at import, without importing triton, so that selection stays traceable by
+# torch.compile (an import inside the traced path would break the graph).
+_TRITON_INSTALLED = importlib.util.find_spec("triton") is not None
+
+
 def triton_unavailable_reason(device: torch.device) -> Optional[str]:
     """Why the Triton kernels cannot run on ``device``, or None when they can."""
-    try:
-        import triton  # noqa: F401
-    except ImportError as err:
-        return f"triton cannot be imported ({err}); install it with `pip install triton`"
+    if not _TRITON_INSTALLED:
+        return "the triton package is not installed (`pip install triton`, or adalif[triton])"
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         return f"Triton kernels need a CUDA tensor (got {device}) or TRITON_INTERPRET=1 for the CPU interpreter"
     return None

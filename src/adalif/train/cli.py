@@ -35,6 +35,12 @@ def _to_run_config(parser: ArgumentParser, ns: Namespace) -> RunConfig:
     return RunConfig(**{k: (parts[k](**v) if k in parts else v) for k, v in d.items()})
 
 
+def parse_config(args: List[str]) -> RunConfig:
+    """A RunConfig from command-line style arguments (``["--config", "x.yaml", "--optim.lr", "0.1"]``)."""
+    parser = train_parser()
+    return _to_run_config(parser, _strip(parser.parse_args(args)))
+
+
 def config_from_dict(config: Dict[str, Any], overrides: Dict[str, Any]) -> RunConfig:
     """A RunConfig from a recorded dict, with dotted overrides (``{"data.root": ...}``)."""
     parser = train_parser()
@@ -75,9 +81,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
     if command == "train":
         from .run import train
 
-        parser = train_parser()
-        cfg = _to_run_config(parser, _strip(parser.parse_args(rest)))
-        s = train(cfg)
+        s = train(parse_config(rest))
         print(
             f"\n{s.run_dir}: best test accuracy {s.best_acc:.4f} (epoch {s.best_epoch}), last {s.last_acc:.4f}, "
             f"mean firing rate {s.firing_rate:.4f}, wall time {s.wall_time_s:.1f} s"
@@ -99,7 +103,7 @@ def _strip(ns: Namespace) -> Namespace:
     return ns
 
 
-__all__ = ["main", "train_parser", "config_from_dict"]
+__all__ = ["main", "train_parser", "parse_config", "config_from_dict"]
 
 
 if __name__ == "__main__":
