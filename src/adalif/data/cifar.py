@@ -1,0 +1,73 @@
+"""CIFAR-10 / CIFAR-100 from the official python pickle batches (docs/data.md).
+
+Each file is a dict pickled by Python 2; it is loaded with ``encoding="latin1"`` and its keys
+are normalised to ``str`` (files re-written by Python 3 may carry bytes keys). Rows are 1024
+red, 1024 green, then 1024 blue values of a row-major 32x32 image.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from typing import NamedTuple
+
+import numpy as np
+
+FILES = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
+    "cifar100": ("cifar-100-python", ["train"], ["test"]),
+}
+SOURCES = {
+    "cifar10": "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "cifar100": "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+}
+
+
+class CifarSplit(NamedTuple):
+    images: np.ndarray  # uint8 [N, 3, 32, 32]
+    labels: np.ndarray  # int64 [N] (fine labels for CIFAR-100)
+
+
+class DatasetFileError(ValueError):
+    """A missing, corrupt or truncated dataset file."""
+
+
+def read_batch(path) -> CifarSplit:
+    """One pickle batch: images ``[N, 3, 32, 32]`` uint8 and labels."""
+    try:
+        with open(path, "rb") as fh:
+            raw = pickle.load(fh, encoding="latin1")
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # any unpickling failure: say which file and why
+        raise DatasetFileError(f"{os.fspath(path)}: not a readable CIFAR pickle ({type(err).__name__}: {err})") from err
+    if not isinstance(raw, dict):
+        raise DatasetFileError(f"{os.fspath(path)}: expected a pickled dict, found {type(raw).__name__}")
+    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    label_key = "labels" if "labels" in batch else "fine_labels"
+    if "data" not in batch or label_key not in batch:
+        raise DatasetFileError(f"{os.fspath(path)}: missing key 'data' or 'labels'/'fine_labels' (found {sorted(batch)})")
+    data = np.asarray(batch["data"], dtype=np.uint8)
+    labels = np.asarray(batch[label_key], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
+        raise DatasetFileError(
+            f"{os.fspath(path)}: expected data of shape (N, 3072) and N labels, found {data.shape} and {len(labels)}"
+        )
+    return CifarSplit(data.reshape(-1, 3, 32, 32), labels)
+
+
+def load(name: str, root, train: bool) -> CifarSplit:
+    """The train or test split of ``cifar10``/``cifar100`` under ``root``."""
+    if name not in FILES:
+        raise ValueError(f"name: unknown CIFAR dataset {name!r}; expected one of {list(FILES)}")
+    folder, train_files, test_files = FILES[name]
+    base = os.path.join(os.fspath(root), folder)
+    files = [os.path.join(base, f) for f in (train_files if train else test_files)]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise FileNotFoundError(
+            f"{name}: missing {', '.join(missing)}; expected {folder}/ with {', '.join(train_files + test_files)} "
+            f"under {os.fspath(root)!r}. adalif never downloads: get {SOURCES[name]} and extract it there."
+        )
+    parts = [read_batch(f) for f in files]
+    return CifarSplit(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
