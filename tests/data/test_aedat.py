@@ -2,7 +2,6 @@
 
 import struct
 
-import numpy as np
 import pytest
 
 from adalif.data.aedat import EventFileError, read_aedat2, read_aedat31
