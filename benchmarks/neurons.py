@@ -27,7 +27,6 @@ Both are in units of one float32 tensor of the input's size.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import sys
@@ -35,11 +34,9 @@ import time
 from typing import Callable, Optional
 
 import torch
+from allocator import reuse_freed_memory  # benchmarks/allocator.py (script folder on sys.path)
 
 from adalif.neurons import ARLIF, DALIF, LIF, PLIF
-
-
-_REUSE_KEY, _REUSE_VALUE = "MALLOC_MMAP_THRESHOLD_", str(1 << 34)
 
 
 def _spikingjelly():
@@ -199,10 +196,8 @@ def main(argv: Optional[list] = None) -> str:
                         help="reuse: raise glibc's mmap/trim thresholds so freed memory is reused (default)")
     parser.add_argument("--out", help="also write the markdown table to this file")
     args = parser.parse_args(argv)
-    if args.allocator == "reuse" and os.environ.get(_REUSE_KEY) != _REUSE_VALUE:
-        # glibc reads these at process start: run this script again with them set.
-        env = dict(os.environ, **{_REUSE_KEY: _REUSE_VALUE, "MALLOC_TRIM_THRESHOLD_": _REUSE_VALUE})
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    if args.allocator == "reuse":
+        reuse_freed_memory()
     torch.manual_seed(0)
     device = args.device
     header = (

@@ -13,19 +13,16 @@ includes the compile of the fused CPU loops.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 
 import torch
+from allocator import reuse_freed_memory  # benchmarks/allocator.py (script folder on sys.path)
 from torch import nn
 
 from adalif.models import create_model
 from adalif.neurons import Neuron
-
-_REUSE_KEY, _REUSE_VALUE = "MALLOC_MMAP_THRESHOLD_", str(1 << 34)
-
 
 class SJLayer(nn.Module):
     def __init__(self, node):
@@ -76,9 +73,8 @@ def main(argv=None):
     parser.add_argument("--allocator", choices=["reuse", "system"], default="reuse",
                         help="reuse: raise glibc's mmap/trim thresholds (see benchmarks/neurons.py)")
     args = parser.parse_args(argv)
-    if args.allocator == "reuse" and os.environ.get(_REUSE_KEY) != _REUSE_VALUE:
-        env = dict(os.environ, **{_REUSE_KEY: _REUSE_VALUE, "MALLOC_TRIM_THRESHOLD_": _REUSE_VALUE})
-        os.execve(sys.executable, [sys.executable, *sys.argv], env)
+    if args.allocator == "reuse":
+        reuse_freed_memory()
     torch.manual_seed(0)
     rows = []
     for label, neuron in [("adalif DALIF", "dalif"), ("adalif LIF", {"name": "lif", "v_reset": None})]:

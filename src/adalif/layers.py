@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SeqToANN", "TimeBatchNorm", "SharedDropout", "DirectEncoder", "Flatten"]
+__all__ = ["SeqToANN", "TimeBatchNorm", "SharedDropout", "DirectEncoder"]
 
 
 class SeqToANN(nn.Sequential):
@@ -88,10 +88,3 @@ class DirectEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return f"T={self.T}"
-
-
-class Flatten(nn.Module):
-    """``[T, B, ...]`` -> ``[T, B, features]``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(2)

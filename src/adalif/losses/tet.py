@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _hard_labels(y: torch.Tensor) -> torch.Tensor:
+def hard_labels(y: torch.Tensor) -> torch.Tensor:
+    """Class indices ``[B]`` from labels ``[B]`` or soft targets ``[B, K]``."""
     return y if y.dim() == 1 else y.argmax(dim=1)
 
 
@@ -36,7 +37,7 @@ def tet_loss(
     loss = (1.0 - lamb) * F.cross_entropy(flat, y_rep, label_smoothing=label_smoothing)
     if lamb:
         if target == "onehot":
-            goal = F.one_hot(_hard_labels(y), K).to(logits.dtype) if y.dim() == 1 else y.to(logits.dtype)
+            goal = F.one_hot(hard_labels(y), K).to(logits.dtype) if y.dim() == 1 else y.to(logits.dtype)
             goal = goal.expand(T, B, K)
         else:
             goal = torch.full_like(logits, phi)

@@ -26,10 +26,12 @@ def train_parser() -> ArgumentParser:
     return parser
 
 
-def _to_run_config(parser: ArgumentParser, ns: Namespace) -> RunConfig:
+def _to_run_config(ns: Namespace) -> RunConfig:
+    """The dataclasses from a parsed namespace (the ``--config`` path itself is dropped)."""
     from .config import DataConfig, LossConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainerConfig
 
     d = ns.as_dict()
+    d.pop("config", None)
     parts = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
              "loss": LossConfig, "trainer": TrainerConfig}
     return RunConfig(**{k: (parts[k](**v) if k in parts else v) for k, v in d.items()})
@@ -38,7 +40,7 @@ def _to_run_config(parser: ArgumentParser, ns: Namespace) -> RunConfig:
 def parse_config(args: List[str]) -> RunConfig:
     """A RunConfig from command-line style arguments (``["--config", "x.yaml", "--optim.lr", "0.1"]``)."""
     parser = train_parser()
-    return _to_run_config(parser, _strip(parser.parse_args(args)))
+    return _to_run_config(parser.parse_args(args))
 
 
 def config_from_dict(config: Dict[str, Any], overrides: Dict[str, Any]) -> RunConfig:
@@ -49,7 +51,7 @@ def config_from_dict(config: Dict[str, Any], overrides: Dict[str, Any]) -> RunCo
         args += [f"--{key}", str(value)]
     ns = parser.parse_object(config, defaults=True)
     ns = parser.parse_args(args, namespace=ns) if args else ns
-    return _to_run_config(parser, _strip(ns))
+    return _to_run_config(ns)
 
 
 def eval_parser() -> ArgumentParser:
@@ -94,13 +96,6 @@ def _main(argv: Optional[List[str]] = None) -> int:
     result = evaluate(args.checkpoint, overrides)
     print(" ".join(f"{k} {v:.4f}" for k, v in result.items()))
     return 0
-
-
-def _strip(ns: Namespace) -> Namespace:
-    ns = ns.clone()
-    if "config" in ns:
-        del ns["config"]
-    return ns
 
 
 __all__ = ["main", "train_parser", "parse_config", "config_from_dict"]

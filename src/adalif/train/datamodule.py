@@ -12,7 +12,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
-from .config import EMBEDDED, DataConfig
+from .config import DataConfig
 
 
 class EpochSampler(Sampler):
@@ -46,9 +46,8 @@ class EpochSampler(Sampler):
 
 class SpikingDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig, seed: int = 0) -> None:
+        """``cfg`` has passed :func:`adalif.train.config.validate` (an embedded dataset name)."""
         super().__init__()
-        if cfg.name not in EMBEDDED:
-            raise ValueError(f"data.name: dataset {cfg.name!r} is not available; expected one of {list(EMBEDDED)}")
         self.cfg, self.seed = cfg, seed
         self.train_set: Optional[TensorDataset] = None
         self.test_set: Optional[TensorDataset] = None

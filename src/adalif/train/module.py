@@ -12,15 +12,11 @@ from typing import Any, Dict
 import lightning as L
 import torch
 
-from ..losses import SpikingLoss, predict
+from ..losses import SpikingLoss, hard_labels, predict
 from ..models import create_model
 from ..neurons import Neuron
 from .config import LossConfig, ModelConfig, OptimConfig, ScheduleConfig
 from .lamb import Lamb
-
-
-def _labels(y: torch.Tensor) -> torch.Tensor:
-    return y if y.dim() == 1 else y.argmax(dim=1)
 
 
 class SpikingClassifier(L.LightningModule):
@@ -46,7 +42,7 @@ class SpikingClassifier(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self.criterion(logits, y)
-        acc = (predict(logits) == _labels(y)).float().mean()
+        acc = (predict(logits) == hard_labels(y)).float().mean()
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
         self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)

@@ -42,7 +42,8 @@ def _resume_path(cfg: RunConfig, run_dir: str) -> Optional[str]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"resume: checkpoint {path!r} does not exist")
     try:
-        torch.load(path, map_location="cpu", weights_only=False)
+        # Memory-mapped: checks the file without reading its tensors (Lightning reads it next).
+        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as err:  # any unreadable file: say which and why, then stop
         raise ValueError(f"resume: checkpoint {path!r} is corrupt or unreadable ({type(err).__name__}: {err})") from err
     return path
@@ -146,7 +147,7 @@ def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dic
         raise ValueError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
     from .cli import config_from_dict
 
-    cfg = config_from_dict(ckpt["adalif"]["config"], overrides or {})
+    cfg = validate(config_from_dict(ckpt["adalif"]["config"], overrides or {}))
     data, module = build(cfg)
     module.load_state_dict(ckpt["state_dict"])
     trainer = L.Trainer(
