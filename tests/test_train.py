@@ -51,14 +51,18 @@ def final_weights(run_dir):
     return torch.load(os.path.join(run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=False)["state_dict"]
 
 
-@pytest.mark.parametrize("neuron", ["dalif", "arlif"])
-def test_resume_from_last_checkpoint_equals_uninterrupted_run(tmp_path, neuron):
-    args = ["--trainer.max_epochs", "2", "--model.neuron", neuron]
+@pytest.mark.parametrize("neuron, options", [("dalif", "{}"), ("arlif", "{augment: [random_crop_pad4, cutout16], mixup: 0.5}")])
+def test_resume_from_last_checkpoint_equals_uninterrupted_run(tmp_path, neuron, options):
+    # With augmentation: its random stream depends on (seed, step, rank) only, so it resumes too.
+    args = ["--trainer.max_epochs", "2", "--model.neuron", neuron, "--data.options", options]
     full = train(config(tmp_path, "--name", "full", *args))
     train(config(tmp_path, "--name", "cut", *args), callbacks=[StopAfterFirstEpoch()])
     cut_first = final_weights(tmp_path / "cut")
     resumed = train(config(tmp_path, "--name", "cut", "--resume", "last", *args))
     a, b = final_weights(full.run_dir), final_weights(resumed.run_dir)
+    # last.ckpt is the last epoch even when the accuracy stopped improving (Lightning's save_last does not do that)
+    last = torch.load(os.path.join(full.run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=False)
+    assert last["epoch"] == 1 and last["global_step"] == 12
     assert any(not torch.equal(cut_first[k], b[k]) for k in b)  # the resumed run did train
     for key in a:
         torch.testing.assert_close(b[key], a[key], rtol=0, atol=1e-6, msg=key)
@@ -109,7 +113,8 @@ def test_missing_and_corrupt_checkpoints_on_resume_name_the_file(tmp_path):
         (["--optim.lr", "fast"], "optim.lr"),
         (["--model.name", "resnet99"], "model.name: got 'resnet99'"),
         (["--model.neuron", "hodgkin"], "neuron: unknown neuron 'hodgkin'"),
-        (["--data.name", "mnist"], "data.name: dataset 'mnist' is not available"),
+        (["--data.name", "mnist"], "data.name: got 'mnist', expected one of"),
+        (["--data.options", "{nope: 1}"], "data.options.nope: not an option of digits"),
         (["--data.T", "0"], "data.T: got 0, expected an integer >= 1"),
         (["--optim.lr", "-0.1"], "optim.lr: got -0.1, expected a positive learning rate"),
         (["--optim.name", "rmsprop"], "optim.name: got 'rmsprop'"),
@@ -183,3 +188,21 @@ def test_bf16_mixed_precision_training_runs_and_learns(tmp_path):
     s = train(config(tmp_path, "--trainer.max_epochs", "2", "--trainer.precision", "bf16-mixed",
                      "--trainer.limit_train_batches", "20", "--trainer.limit_val_batches", "1.0", "--model.options", '{"width": 16}'))
     assert s.best_acc > 0.5
+
+
+def test_training_on_an_event_dataset_prepares_its_cache_and_augments(tmp_path, monkeypatch):
+    from adalif.data import cifar10_dvs
+    from tests.data.fixtures import cifar10_dvs_tree
+
+    monkeypatch.setattr(cifar10_dvs, "FILES_PER_CLASS", 10)
+    cifar10_dvs_tree(tmp_path / "dvs", 10, events=300)
+    cfg = config(tmp_path / "runs", "--data.name", "cifar10_dvs", "--data.root", str(tmp_path / "dvs"), "--data.T", "2",
+                 "--data.batch_size", "16", "--data.options",
+                 "{size: 8, split: tet, workers: 1, augment: [random_crop_pad4, hflip, nda], mixup: 0.5, cutmix: 1.0}",
+                 "--trainer.max_epochs", "2", "--loss.kind", "tet")
+    summary = train(cfg)
+    assert 0.0 <= summary.best_acc <= 1.0 and summary.best_epoch in (0, 1)
+    caches = os.listdir(tmp_path / "dvs" / "adalif_frames" / "cifar10_dvs")
+    assert len(caches) == 1 and caches[0].startswith("T2_number_8-")
+    summary_json = json.load(open(os.path.join(summary.run_dir, "summary.json")))
+    assert summary_json["config"]["data"]["options"]["split"] == "tet"

@@ -25,12 +25,13 @@ import os
 
 import numpy as np
 
+from .errors import DatasetFileError
 from .frames import EVENT_DTYPE
 
 CONVENTIONS = ("spikingjelly", "jaer")
 
 
-class EventFileError(ValueError):
+class EventFileError(DatasetFileError):
     """A malformed or truncated event file."""
 
 

@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .errors import DatasetFileError, missing_files
+
 FILES = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
     "cifar100": ("cifar-100-python", ["train"], ["test"]),
@@ -26,10 +28,6 @@ SOURCES = {
 class CifarSplit(NamedTuple):
     images: np.ndarray  # uint8 [N, 3, 32, 32]
     labels: np.ndarray  # int64 [N] (fine labels for CIFAR-100)
-
-
-class DatasetFileError(ValueError):
-    """A missing, corrupt or truncated dataset file."""
 
 
 def read_batch(path) -> CifarSplit:
@@ -62,12 +60,9 @@ def load(name: str, root, train: bool) -> CifarSplit:
         raise ValueError(f"name: unknown CIFAR dataset {name!r}; expected one of {list(FILES)}")
     folder, train_files, test_files = FILES[name]
     base = os.path.join(os.fspath(root), folder)
-    files = [os.path.join(base, f) for f in (train_files if train else test_files)]
-    missing = [f for f in files if not os.path.isfile(f)]
-    if missing:
-        raise FileNotFoundError(
-            f"{name}: missing {', '.join(missing)}; expected {folder}/ with {', '.join(train_files + test_files)} "
-            f"under {os.fspath(root)!r}. adalif never downloads: get {SOURCES[name]} and extract it there."
-        )
+    names = train_files if train else test_files
+    missing_files(name, root, [f"{folder}/{f}" for f in names],
+                  [f"{folder}/ with {', '.join(train_files + test_files)}"], f"{SOURCES[name]} (extract it)")
+    files = [os.path.join(base, f) for f in names]
     parts = [read_batch(f) for f in files]
     return CifarSplit(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))

@@ -12,8 +12,13 @@ differs:
 
 from __future__ import annotations
 
-from typing import List, NamedTuple
+import os
+import re
+from typing import List, NamedTuple, Optional
 
+from .errors import missing_files
+
+SOURCE = "figshare article 4724671 'CIFAR10-DVS New' (one zip per class; extract all ten into one folder)"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 FILES_PER_CLASS = 1000
 SPLITS = ("tebn", "tet", "lexicographic")
@@ -24,19 +29,25 @@ class SplitIndices(NamedTuple):
     test: List[int]
 
 
-def split_indices(name: str) -> SplitIndices:
-    """File indices ``i`` (the same for every class) of the train and test halves of split ``name``."""
+def split_indices(name: str, files_per_class: int = FILES_PER_CLASS) -> SplitIndices:
+    """File indices ``i`` (the same for every class) of the train and test halves of split ``name``.
+
+    Every convention holds out a tenth of each class; ``files_per_class`` < 1000 serves test
+    fixtures and subsets (the first, last, or last-in-string-order tenth).
+    """
     if name not in SPLITS:
         raise ValueError(f"split: unknown value {name!r}; expected one of {list(SPLITS)}")
-    indices = list(range(FILES_PER_CLASS))
+    indices = list(range(files_per_class))
+    n_train = -(-9 * files_per_class // 10)  # ceil(0.9 n), as SpikingJelly
+    n_test = files_per_class - n_train
     if name == "tebn":
-        test = indices[:100]
+        test = indices[:n_test]
     elif name == "tet":
-        test = indices[900:]
+        test = indices[n_train:]
     else:
         # SpikingJelly sorts file names as strings and keeps the first ceil(0.9 n) for training.
         by_name = sorted(indices, key=lambda i: f"cifar10_x_{i}.aedat")
-        test = sorted(by_name[900:])
+        test = sorted(by_name[n_train:])
     test_set = set(test)
     return SplitIndices([i for i in indices if i not in test_set], test)
 
@@ -45,3 +56,44 @@ def file_name(label: int, index: int) -> str:
     """Relative path of one recording: ``<class>/cifar10_<class>_<index>.aedat``."""
     cls = CLASSES[label]
     return f"{cls}/cifar10_{cls}_{index}.aedat"
+
+
+def read(path: str, spec) -> "np.ndarray":
+    """Events of one recording with the cache's coordinate convention."""
+    from .aedat import read_aedat2
+
+    return read_aedat2(path, spec.convention)
+
+
+def layout(root, files_per_class: Optional[int] = None):
+    """The cache layout of the dataset under ``root``: every recording in (class, index) order,
+    and the stored index lists of all split conventions. All ``files_per_class`` (default
+    :data:`FILES_PER_CLASS`, read at call time so that tests can shrink the dataset) must exist."""
+    from .cache import Job, Layout
+
+    files_per_class = files_per_class or FILES_PER_CLASS
+    root = os.fspath(root)
+    expected = [f"{c}/cifar10_{c}_<0..{files_per_class - 1}>.aedat" for c in CLASSES[:2]] + ["... (10 class folders)"]
+    missing_files("cifar10_dvs", root, list(CLASSES), expected, SOURCE)
+    pattern = re.compile(r"^cifar10_([a-z]+)_(\d+)\.aedat$")
+    jobs, labels, names = [], [], []
+    for label, cls in enumerate(CLASSES):
+        present = {int(m.group(2)) for f in os.listdir(os.path.join(root, cls))
+                   if (m := pattern.match(f)) and m.group(1) == cls}
+        absent = [i for i in range(files_per_class) if i not in present]
+        if absent:
+            shown = ", ".join(file_name(label, i) for i in absent[:3]) + (" ..." if len(absent) > 3 else "")
+            raise FileNotFoundError(
+                f"cifar10_dvs: {len(absent)} of {files_per_class} recordings of class {cls!r} are missing under "
+                f"{root!r} ({shown}); adalif never downloads: get {SOURCE}"
+            )
+        for i in range(files_per_class):
+            jobs.append(Job(os.path.join(root, file_name(label, i)), None))
+            labels.append(label)
+            names.append(file_name(label, i))
+    groups = {}
+    for split in SPLITS:
+        idx = split_indices(split, files_per_class)
+        groups[split] = {part: [c * files_per_class + i for c in range(len(CLASSES)) for i in getattr(idx, part)]
+                         for part in ("train", "test")}
+    return Layout(jobs, labels, names, groups, (128, 128), read)

@@ -15,6 +15,10 @@ from typing import List, NamedTuple
 import numpy as np
 
 from .aedat import EventFileError
+from .errors import missing_files
+
+SOURCE = "https://research.ibm.com/interactive/dvsgesture (DvsGesture.tar.gz; extract it: DvsGesture/)"
+SPLITS = ("official",)
 
 NUM_CLASSES = 11
 
@@ -57,6 +61,43 @@ def cut(events: np.ndarray, segments: List[Segment]) -> List[np.ndarray]:
     t = events["t"]
     out = []
     for seg in segments:
+        seg = Segment(*seg)
         lo, hi = np.searchsorted(t, [seg.start_us, seg.end_us], side="left")
         out.append(events[lo:hi])
     return out
+
+
+def read(path: str, spec) -> np.ndarray:
+    """Polarity events of one trial, sorted by time, with the cache's valid-bit choice."""
+    from .aedat import read_aedat31
+
+    events = read_aedat31(path, keep_invalid=spec.keep_invalid)
+    if len(events) > 1 and np.any(np.diff(events["t"]) < 0):
+        events = events[np.argsort(events["t"], kind="stable")]
+    return events
+
+
+def layout(root):
+    """The cache layout: one sample per label row of each trial of ``trials_to_train.txt`` then
+    ``trials_to_test.txt`` (1,176 + 288 in the full dataset)."""
+    from .cache import Job, Layout
+
+    root = os.fspath(root)
+    if os.path.isdir(os.path.join(root, "DvsGesture")):
+        root = os.path.join(root, "DvsGesture")
+    lists = ["trials_to_train.txt", "trials_to_test.txt"]
+    missing_files("dvs128_gesture", root, lists, lists + ["userNN_<lighting>.aedat", "userNN_<lighting>_labels.csv"],
+                  SOURCE)
+    jobs, labels, names, parts = [], [], [], {"train": [], "test": []}
+    for part, listing in zip(("train", "test"), lists):
+        stems = [t[: -len(".aedat")] if t.endswith(".aedat") else t for t in read_trials(os.path.join(root, listing))]
+        needed = [f for s in stems for f in (s + ".aedat", s + "_labels.csv")]
+        missing_files("dvs128_gesture", root, needed, [f"the trials listed in {listing} and their label CSVs"], SOURCE)
+        for stem in stems:
+            segments = read_labels(os.path.join(root, stem + "_labels.csv"))
+            jobs.append(Job(os.path.join(root, stem + ".aedat"), [tuple(s) for s in segments]))
+            for k, seg in enumerate(segments):
+                parts[part].append(len(labels))
+                labels.append(seg.label)
+                names.append(f"{stem}_{k}")
+    return Layout(jobs, labels, names, {"official": parts}, (128, 128), read)

@@ -2,11 +2,13 @@
 
     adalif train --config configs/digits_dalif.yaml [--model.neuron arlif --trainer.max_epochs 5 ...]
     adalif eval runs/NAME/checkpoints/best.ckpt
+    adalif prepare cifar10_dvs --root data/CIFAR10-DVS --T 10 --size 48
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any, Dict, List, Optional
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
@@ -62,6 +64,58 @@ def eval_parser() -> ArgumentParser:
     return parser
 
 
+def prepare_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif prepare",
+        description="Decode an event dataset once, integrate every recording into T frames, resize them, and write "
+        "the frame cache that training reads (CACHE_DIR/DATASET/T<T>_<split_by>_<size>-<hash of every parameter>/). "
+        "Runs in parallel over files; a cache that exists is reused. Training does the same on first use. "
+        "With --config, prepares what that config's data section needs.",
+    )
+    parser.add_argument("dataset", nargs="?", default=None, help="cifar10_dvs or dvs128_gesture")
+    parser.add_argument("--config", default=None, help="a training YAML: take dataset, root, T and options from it")
+    parser.add_argument("--root", default=None, help="folder of the official files (CIFAR10-DVS class folders, or DvsGesture/)")
+    parser.add_argument("--T", type=int, default=None, help="frames per sample")
+    parser.add_argument("--split_by", default="number", help="number (equal event counts) or time (equal durations)")
+    parser.add_argument("--leftover", default="last", help="last (last frame takes the remainder, SpikingJelly) or drop (tonic)")
+    parser.add_argument("--size", type=Optional[int], default=None, help="resize 128x128 frames to SIZE x SIZE (e.g. 48)")
+    parser.add_argument("--resize", default="bilinear", help="bilinear (antialiased) or nearest")
+    parser.add_argument("--convention", default="spikingjelly", help="CIFAR10-DVS coordinates: spikingjelly or jaer")
+    parser.add_argument("--keep_invalid", type=bool, default=False, help="DVS128 Gesture: keep events whose valid bit is 0")
+    parser.add_argument("--cache_dtype", default="float32", help="float32 (exact) or float16 (half the size)")
+    parser.add_argument("--cache_dir", default=None, help="where caches go (default: ROOT/adalif_frames)")
+    parser.add_argument("--workers", type=Optional[int], default=None, help="processes (default: all cores)")
+    parser.add_argument("--force", type=bool, default=False, help="rebuild the cache even if it exists")
+    return parser
+
+
+def _prepare(rest: List[str]) -> int:
+    from ..data.registry import EVENT_DATASETS, check_options, frame_spec, prepare
+
+    args = prepare_parser().parse_args(rest)
+    if args.config:
+        data = parse_config(["--config", args.config]).data
+        name, root, T, options = data.name, data.root, data.T, dict(data.options)
+    else:
+        name, root, T = args.dataset, args.root, args.T
+        keys = ("split_by", "leftover", "size", "resize", "convention", "keep_invalid", "cache_dtype", "cache_dir", "workers")
+        options = {k: getattr(args, k) for k in keys}
+        if name == "dvs128_gesture":
+            options.pop("convention")
+        else:
+            options.pop("keep_invalid")
+    if name not in EVENT_DATASETS:
+        raise ValueError(f"dataset: got {name!r}, expected one of {list(EVENT_DATASETS)} (static datasets need no preparation)")
+    if root is None or T is None:
+        raise ValueError("prepare: --root and --T are required (or --config)")
+    check_options(name, options)
+    start = time.perf_counter()
+    target = prepare(name, root, frame_spec(name, T, options), options.get("cache_dir"), options.get("workers"),
+                     force=args.force)
+    print(f"{name}: frames in {target} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         return _main(argv)
@@ -73,13 +127,16 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 def _main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    commands = {"train": "train a model from a YAML config", "eval": "evaluate a checkpoint"}
+    commands = {"train": "train a model from a YAML config", "eval": "evaluate a checkpoint",
+                "prepare": "build the frame cache of an event dataset"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval} ...\n\nadalif: deep spiking neural networks with adaptive LIF neurons.\n")
+        print("usage: adalif {train,eval,prepare} ...\n\nadalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
-            print(f"  {name:<6} {text} (adalif {name} --help)")
+            print(f"  {name:<7} {text} (adalif {name} --help)")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
+    if command == "prepare":
+        return _prepare(rest)
     if command == "train":
         from .run import train
 

@@ -12,8 +12,6 @@ from typing import Any, Dict, Optional, Union
 OPTIMIZERS = ("sgd", "adamw", "lamb")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
-EMBEDDED = ("digits", "digits_events")
-PLANNED = ("cifar10", "cifar100", "tiny_imagenet", "imagenet", "cifar10_dvs", "dvs128_gesture")
 
 
 @dataclass
@@ -38,7 +36,8 @@ class DataConfig:
     """The data.
 
     Args:
-        name: digits or digits_events (embedded, no download); real datasets by name.
+        name: digits or digits_events (embedded, no download); cifar10, cifar100, tiny_imagenet,
+            imagenet, cifar10_dvs or dvs128_gesture (official files under root; docs/data.md).
         root: folder holding the dataset's official files.
         T: time steps: frames for event data, repeats of each image for static data.
         batch_size: training batch size per process.
@@ -46,7 +45,8 @@ class DataConfig:
         num_workers: data-loading worker processes.
         shuffle: shuffle the training order (a permutation of seed and epoch).
         drop_last: drop the last incomplete training batch.
-        options: dataset options, e.g. {"size": 10} for digits_events frames of 10x10.
+        options: dataset options (docs/data.md), e.g. {"augment": ["random_crop_pad4", "hflip"],
+            "normalize": "cifar10_tet", "mixup": 0.2, "split": "tebn", "size": 48}.
     """
 
     name: str = "digits"
@@ -199,16 +199,13 @@ def _check(ok: bool, key: str, value, expected: str) -> None:
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Reject impossible values before anything is built, naming the key."""
+    """Reject impossible values and a missing dataset before anything is built, naming the key."""
     from ..models import NEURONS, list_models  # noqa: F401  (imports register the models)
 
     _check(cfg.model.name in list_models(), "model.name", cfg.model.name, f"one of {list_models()}")
-    if cfg.data.name not in EMBEDDED:
-        raise ValueError(
-            f"data.name: dataset {cfg.data.name!r} is not available in this version of adalif; the "
-            f"embedded datasets are {list(EMBEDDED)} (the loaders for {', '.join(PLANNED)} from their "
-            f"official files are not implemented yet)"
-        )
+    from ..data.registry import check_options, check_root
+
+    check_options(cfg.data.name, cfg.data.options)
     _check(cfg.data.T >= 1, "data.T", cfg.data.T, "an integer >= 1")
     _check(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "an integer >= 1")
     _check(cfg.data.num_workers >= 0, "data.num_workers", cfg.data.num_workers, "an integer >= 0")
@@ -220,6 +217,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(cfg.schedule.warmup_epochs >= 0, "schedule.warmup_epochs", cfg.schedule.warmup_epochs, "an integer >= 0")
     _check(cfg.trainer.max_epochs >= 1, "trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
     _check(cfg.trainer.precision in PRECISIONS, "trainer.precision", cfg.trainer.precision, f"one of {list(PRECISIONS)}")
+    check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)  # last: the only check that reads the disk
     return cfg
 
 

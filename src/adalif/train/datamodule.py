@@ -10,7 +10,7 @@ from typing import Optional
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Sampler, TensorDataset
+from torch.utils.data import DataLoader, Sampler
 
 from .config import DataConfig
 
@@ -45,33 +45,67 @@ class EpochSampler(Sampler):
 
 
 class SpikingDataModule(L.LightningDataModule):
+    """The configured dataset (:mod:`adalif.data.registry`): event frames are cached by
+    ``prepare_data`` (once per node), and batches are augmented on the training device after
+    transfer, with a random stream that depends only on (seed, step, rank), so a resumed run
+    draws the same augmentation as an uninterrupted one."""
+
     def __init__(self, cfg: DataConfig, seed: int = 0) -> None:
-        """``cfg`` has passed :func:`adalif.train.config.validate` (an embedded dataset name)."""
+        """``cfg`` has passed :func:`adalif.train.config.validate`."""
         super().__init__()
+        from ..data.registry import dataset_info
+
         self.cfg, self.seed = cfg, seed
-        self.train_set: Optional[TensorDataset] = None
-        self.test_set: Optional[TensorDataset] = None
+        self.info = dataset_info(cfg.name)
+        self.sets = None
+        self.augment = None
 
     @property
     def num_classes(self) -> int:
-        return 10
+        return self.info.num_classes
 
     @property
     def in_channels(self) -> int:
-        return 1 if self.cfg.name == "digits" else 2
+        return self.info.in_channels
+
+    def prepare_data(self) -> None:
+        from ..data.registry import EVENT_DATASETS, frame_spec, prepare
+
+        if self.cfg.name in EVENT_DATASETS:
+            options = self.cfg.options
+            prepare(self.cfg.name, self.cfg.root, frame_spec(self.cfg.name, self.cfg.T, options),
+                    options.get("cache_dir"), options.get("workers"))
 
     def setup(self, stage: Optional[str] = None) -> None:
-        if self.train_set is not None:
+        if self.sets is not None:
             return
-        from ..data import digits
+        from ..data.registry import batch_augment, build
 
-        options = dict(self.cfg.options)
-        if self.cfg.name == "digits":
-            split = digits.load_static()
-        else:
-            split = digits.load_events(T=self.cfg.T, seed=options.pop("event_seed", 0), **options)
-        self.train_set = TensorDataset(split.x_train, split.y_train)
-        self.test_set = TensorDataset(split.x_test, split.y_test)
+        self.sets = build(self.cfg.name, self.cfg.root, self.cfg.T, self.cfg.options)
+        self.augment = batch_augment(self.info, self.cfg.options, self.sets.size)
+
+    @property
+    def train_set(self):
+        return self.sets.train
+
+    @property
+    def test_set(self):
+        return self.sets.test
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        if self.augment is None:
+            return batch
+        x, y = batch
+        trainer = self.trainer
+        training = trainer is not None and trainer.training
+        if not training:
+            return self.augment(x, y, train=False)
+        self.augment.to(x.device)
+        stream = (self.seed * 1_000_003 + trainer.global_step) * 4099 + trainer.global_rank
+        devices = [x.device] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
+            torch.manual_seed(stream)
+            return self.augment(x, y, train=True)
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer
@@ -79,13 +113,15 @@ class SpikingDataModule(L.LightningDataModule):
         sampler = EpochSampler(len(self.train_set), self.seed, self.cfg.shuffle, rank, world)
         return DataLoader(
             self.train_set, batch_size=self.cfg.batch_size, sampler=sampler, drop_last=self.cfg.drop_last,
-            num_workers=self.cfg.num_workers,
+            num_workers=self.cfg.num_workers, pin_memory=torch.cuda.is_available(),
+            persistent_workers=self.cfg.num_workers > 0,
         )
 
     def val_dataloader(self) -> DataLoader:
         # The papers report test accuracy per epoch (there is no separate validation split). Under
         # DDP every process evaluates the whole split, so the synchronised mean is the accuracy.
         return DataLoader(self.test_set, batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
-                          num_workers=self.cfg.num_workers)
+                          num_workers=self.cfg.num_workers, pin_memory=torch.cuda.is_available(),
+                          persistent_workers=self.cfg.num_workers > 0)
 
     test_dataloader = val_dataloader

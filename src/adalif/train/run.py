@@ -68,9 +68,11 @@ def _prepare_run_dir(cfg: RunConfig) -> str:
 
 def build_trainer(cfg: RunConfig, run_dir: str, callbacks=()) -> L.Trainer:
     t = cfg.trainer
-    checkpoint = ModelCheckpoint(
-        dirpath=os.path.join(run_dir, "checkpoints"), filename="best", monitor="val/acc", mode="max", save_last=True,
-    )
+    folder = os.path.join(run_dir, "checkpoints")
+    # Two callbacks: Lightning's save_last=True only refreshes last.ckpt when a best checkpoint is
+    # saved, so a run whose accuracy stops improving would resume from a stale epoch.
+    best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/acc", mode="max", enable_version_counter=False)
+    last = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     # Auto-incremented versions: a resumed run writes logs/version_1 and keeps version_0 intact.
     loggers = [CSVLogger(run_dir, name="logs"), TensorBoardLogger(run_dir, name="tensorboard")]
     return L.Trainer(
@@ -79,7 +81,7 @@ def build_trainer(cfg: RunConfig, run_dir: str, callbacks=()) -> L.Trainer:
         precision=t.precision, deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
         log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches, enable_progress_bar=t.progress_bar, logger=loggers,
-        callbacks=[checkpoint, FiringRateMonitor(), ParameterTracker(), *callbacks],
+        callbacks=[best, last, FiringRateMonitor(), ParameterTracker(), *callbacks],
         plugins=[AtomicCheckpointIO()], enable_model_summary=False,
         use_distributed_sampler=False,  # the data module shards its own sampler (datamodule.EpochSampler)
     )
