@@ -26,6 +26,7 @@ demo: venv
 
 bench: venv
 	$(PY) benchmarks/neurons.py
+	$(PY) benchmarks/data.py
 
 clean:
 	rm -rf $(VENV)

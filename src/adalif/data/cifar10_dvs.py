@@ -58,7 +58,7 @@ def file_name(label: int, index: int) -> str:
     return f"{cls}/cifar10_{cls}_{index}.aedat"
 
 
-def read(path: str, spec) -> "np.ndarray":
+def read(path: str, spec):
     """Events of one recording with the cache's coordinate convention."""
     from .aedat import read_aedat2
 

@@ -66,8 +66,6 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def check_options(name: str, options: Mapping[str, Any]) -> None:
     """Reject unknown option keys and values of ``data.options`` for dataset ``name``."""
-    from .augment import BatchAugment
-
     info = dataset_info(name)
     for key in options:
         if key not in info.options:
