@@ -73,7 +73,7 @@ def prepare_parser() -> ArgumentParser:
         "With --config, prepares what that config's data section needs.",
     )
     parser.add_argument("dataset", nargs="?", default=None, help="cifar10_dvs or dvs128_gesture")
-    parser.add_argument("--config", default=None, help="a training YAML: take dataset, root, T and options from it")
+    parser.add_argument("--config", default=None, help="a training YAML: take dataset, root, T and options from it (--root and --T override)")
     parser.add_argument("--root", default=None, help="folder of the official files (CIFAR10-DVS class folders, or DvsGesture/)")
     parser.add_argument("--T", type=int, default=None, help="frames per sample")
     parser.add_argument("--split_by", default="number", help="number (equal event counts) or time (equal durations)")
@@ -95,7 +95,7 @@ def _prepare(rest: List[str]) -> int:
     args = prepare_parser().parse_args(rest)
     if args.config:
         data = parse_config(["--config", args.config]).data
-        name, root, T, options = data.name, data.root, data.T, dict(data.options)
+        name, root, T, options = data.name, args.root or data.root, args.T or data.T, dict(data.options)
     else:
         name, root, T = args.dataset, args.root, args.T
         keys = ("split_by", "leftover", "size", "resize", "convention", "keep_invalid", "cache_dtype", "cache_dir", "workers")
