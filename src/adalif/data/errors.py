@@ -25,3 +25,10 @@ def missing_files(dataset: str, root, required: Sequence[str], expected: Sequenc
             f"{dataset}: {', '.join(os.path.join(root, m) for m in missing)} not found; expected under {root!r}: "
             f"{', '.join(expected)}. adalif never downloads: get {source} and point data.root at it."
         )
+
+
+def dataset_folder(root, name: str) -> str:
+    """``root/name`` when ``root`` is the folder that contains the extracted archive, else ``root``."""
+    root = os.fspath(root)
+    inner = os.path.join(root, name)
+    return inner if os.path.isdir(inner) else root

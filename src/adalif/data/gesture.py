@@ -15,7 +15,7 @@ from typing import List, NamedTuple
 import numpy as np
 
 from .aedat import EventFileError
-from .errors import missing_files
+from .errors import dataset_folder, missing_files
 
 SOURCE = "https://research.ibm.com/interactive/dvsgesture (DvsGesture.tar.gz; extract it: DvsGesture/)"
 SPLITS = ("official",)
@@ -82,9 +82,7 @@ def layout(root):
     ``trials_to_test.txt`` (1,176 + 288 in the full dataset)."""
     from .cache import Job, Layout
 
-    root = os.fspath(root)
-    if os.path.isdir(os.path.join(root, "DvsGesture")):
-        root = os.path.join(root, "DvsGesture")
+    root = dataset_folder(root, "DvsGesture")
     lists = ["trials_to_train.txt", "trials_to_test.txt"]
     missing_files("dvs128_gesture", root, lists, lists + ["userNN_<lighting>.aedat", "userNN_<lighting>_labels.csv"],
                   SOURCE)

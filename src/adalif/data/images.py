@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import DatasetFileError, missing_files
+from .errors import DatasetFileError, dataset_folder, missing_files
 
 SOURCES = {
     "tiny_imagenet": "http://cs231n.stanford.edu/tiny-imagenet-200.zip (extract it: tiny-imagenet-200/)",
@@ -44,9 +44,7 @@ def tiny_imagenet(root, train: bool) -> ImageList:
 
     ``root`` is the ``tiny-imagenet-200`` folder (or the folder that contains it).
     """
-    root = os.fspath(root)
-    if os.path.isdir(os.path.join(root, "tiny-imagenet-200")):
-        root = os.path.join(root, "tiny-imagenet-200")
+    root = dataset_folder(root, "tiny-imagenet-200")
     expected = ["wnids.txt", "train/<wnid>/images/", "val/images/", "val/val_annotations.txt"]
     missing_files("tiny_imagenet", root, ["wnids.txt", "train" if train else "val/val_annotations.txt"], expected,
                   SOURCES["tiny_imagenet"])
@@ -176,9 +174,10 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
 
 def random_resized_crop(img: Image.Image, size: int, scale: Sequence[float] = (0.08, 1.0),
                         ratio: Sequence[float] = (3 / 4, 4 / 3)) -> Image.Image:
-    """torchvision's RandomResizedCrop algorithm (10 tries of an area fraction in ``scale`` and a
-    log-uniform aspect ratio, else the centre crop), drawn from torch's RNG. Written here because
-    the images differ in size, so this step precedes batching; Kornia works on batches."""
+    """The Inception-style random resized crop of the recipes: 10 tries of an area fraction in
+    ``scale`` and a log-uniform aspect ratio, else the centre crop, drawn from torch's RNG.
+    Written here because the images differ in size, so this step precedes batching; Kornia
+    works on batches."""
     width, height = img.size
     area = width * height
     log_ratio = (math.log(ratio[0]), math.log(ratio[1]))

@@ -149,7 +149,8 @@ class FrameDataset(Dataset):
     is pickled, so worker processes map the file themselves instead of copying the array."""
 
     def __init__(self, path: str, indices, labels: np.ndarray) -> None:
-        self.path, self.indices, self.labels = path, np.asarray(indices, dtype=np.int64), labels[np.asarray(indices, dtype=np.int64)]
+        self.path, self.indices = path, np.asarray(indices, dtype=np.int64)
+        self.labels = labels[self.indices]
         self._frames = None
 
     def __getstate__(self):
@@ -175,8 +176,9 @@ class Sets(NamedTuple):
     size: Tuple[int, int]  # (H, W) of the batches
 
 
-def build(name: str, root: Optional[str], T: int, options: Mapping[str, Any], prepare_cache: bool = True) -> Sets:
-    """The train and test sets of dataset ``name`` (options already checked)."""
+def build(name: str, root: Optional[str], T: int, options: Mapping[str, Any]) -> Sets:
+    """The train and test sets of dataset ``name`` (options already checked); an event dataset's
+    frame cache is built first if it does not exist."""
     from . import cache, cifar, digits, images
 
     info = dataset_info(name)
@@ -211,8 +213,7 @@ def build(name: str, root: Optional[str], T: int, options: Mapping[str, Any], pr
         return Sets(images.ImageDataset(images.imagenet(root, True), train_tf),
                     images.ImageDataset(images.imagenet(root, False, val_labels), test_tf), info, (crop, crop))
     spec = frame_spec(name, T, options)
-    target = (prepare(name, root, spec, options.get("cache_dir"), options.get("workers")) if prepare_cache
-              else cache_folder(name, root, spec, options.get("cache_dir")))
+    target = prepare(name, root, spec, options.get("cache_dir"), options.get("workers"))
     frames = cache.load(target, spec)
     split = options.get("split", DEFAULT_SPLIT[name])
     sets = [FrameDataset(target, cache.group_indices(frames, split, train), frames.labels) for train in (True, False)]
@@ -225,7 +226,7 @@ def check_root(name: str, root: Optional[str], T: int, options: Mapping[str, Any
     ``root``: the error lists what is expected and where to get it. Reads only directory entries
     (an event dataset whose frame cache is complete needs no raw files)."""
     from . import cache, cifar, cifar10_dvs, gesture, images
-    from .errors import missing_files
+    from .errors import dataset_folder, missing_files
 
     info = dataset_info(name)
     if name.startswith("digits"):
@@ -237,7 +238,7 @@ def check_root(name: str, root: Optional[str], T: int, options: Mapping[str, Any
         files = [f"{folder}/{f}" for f in train + test]
         missing_files(name, root, files, files, cifar.SOURCES[name])
     elif name == "tiny_imagenet":
-        base = os.path.join(root, "tiny-imagenet-200") if os.path.isdir(os.path.join(root, "tiny-imagenet-200")) else root
+        base = dataset_folder(root, "tiny-imagenet-200")
         needed = ["wnids.txt", "train", "val/images", "val/val_annotations.txt"]
         missing_files(name, base, needed, needed, images.SOURCES[name])
     elif name == "imagenet":
@@ -251,6 +252,6 @@ def check_root(name: str, root: Optional[str], T: int, options: Mapping[str, Any
             missing_files(name, root, list(cifar10_dvs.CLASSES), [f"{c}/cifar10_{c}_<i>.aedat" for c in cifar10_dvs.CLASSES[:2]]
                           + ["... (10 class folders of 1000 recordings)"], cifar10_dvs.SOURCE)
         else:
-            base = os.path.join(root, "DvsGesture") if os.path.isdir(os.path.join(root, "DvsGesture")) else root
+            base = dataset_folder(root, "DvsGesture")
             lists = ["trials_to_train.txt", "trials_to_test.txt"]
             missing_files(name, base, lists, lists + ["userNN_<lighting>.aedat and _labels.csv"], gesture.SOURCE)
