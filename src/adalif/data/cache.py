@@ -114,11 +114,8 @@ def frames_of(job: Job, layout_reader: Callable, sensor: tuple, spec: FrameSpec)
     if spec.size is not None and (spec.size, spec.size) != tuple(sensor):
         k = len(frames)
         x = torch.from_numpy(frames).reshape(k * spec.T, 2, *sensor)
-        if spec.resize == "bilinear":
-            x = torch.nn.functional.interpolate(x, size=(spec.size, spec.size), mode="bilinear", antialias=True,
-                                                align_corners=False)
-        else:
-            x = torch.nn.functional.interpolate(x, size=(spec.size, spec.size), mode="nearest")
+        mode = dict(mode="bilinear", antialias=True, align_corners=False) if spec.resize == "bilinear" else dict(mode="nearest")
+        x = torch.nn.functional.interpolate(x, size=(spec.size, spec.size), **mode)
         frames = x.reshape(k, spec.T, 2, spec.size, spec.size).numpy()
     return frames.astype(spec.dtype, copy=False)
 

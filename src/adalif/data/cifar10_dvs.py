@@ -65,6 +65,14 @@ def read(path: str, spec):
     return read_aedat2(path, spec.convention)
 
 
+def check_root(root) -> str:
+    """``root`` once its ten class folders are found there."""
+    root = os.fspath(root)
+    expected = [f"{c}/cifar10_{c}_<i>.aedat" for c in CLASSES[:2]] + ["... (10 class folders of 1000 recordings)"]
+    missing_files("cifar10_dvs", root, CLASSES, expected, SOURCE)
+    return root
+
+
 def layout(root, files_per_class: Optional[int] = None):
     """The cache layout of the dataset under ``root``: every recording in (class, index) order,
     and the stored index lists of all split conventions. All ``files_per_class`` (default
@@ -72,9 +80,7 @@ def layout(root, files_per_class: Optional[int] = None):
     from .cache import Job, Layout
 
     files_per_class = files_per_class or FILES_PER_CLASS
-    root = os.fspath(root)
-    expected = [f"{c}/cifar10_{c}_<0..{files_per_class - 1}>.aedat" for c in CLASSES[:2]] + ["... (10 class folders)"]
-    missing_files("cifar10_dvs", root, list(CLASSES), expected, SOURCE)
+    root = check_root(root)
     pattern = re.compile(r"^cifar10_([a-z]+)_(\d+)\.aedat$")
     jobs, labels, names = [], [], []
     for label, cls in enumerate(CLASSES):
@@ -88,9 +94,10 @@ def layout(root, files_per_class: Optional[int] = None):
                 f"{root!r} ({shown}); adalif never downloads: get {SOURCE}"
             )
         for i in range(files_per_class):
-            jobs.append(Job(os.path.join(root, file_name(label, i)), None))
+            name = file_name(label, i)
+            jobs.append(Job(os.path.join(root, name), None))
             labels.append(label)
-            names.append(file_name(label, i))
+            names.append(name)
     groups = {}
     for split in SPLITS:
         idx = split_indices(split, files_per_class)

@@ -77,17 +77,25 @@ def read(path: str, spec) -> np.ndarray:
     return events
 
 
+TRIAL_LISTS = ("trials_to_train.txt", "trials_to_test.txt")
+
+
+def check_root(root) -> str:
+    """The dataset folder (``root`` or ``root/DvsGesture``) once its trial lists are found there."""
+    root = dataset_folder(root, "DvsGesture")
+    missing_files("dvs128_gesture", root, TRIAL_LISTS,
+                  [*TRIAL_LISTS, "userNN_<lighting>.aedat", "userNN_<lighting>_labels.csv"], SOURCE)
+    return root
+
+
 def layout(root):
     """The cache layout: one sample per label row of each trial of ``trials_to_train.txt`` then
     ``trials_to_test.txt`` (1,176 + 288 in the full dataset)."""
     from .cache import Job, Layout
 
-    root = dataset_folder(root, "DvsGesture")
-    lists = ["trials_to_train.txt", "trials_to_test.txt"]
-    missing_files("dvs128_gesture", root, lists, lists + ["userNN_<lighting>.aedat", "userNN_<lighting>_labels.csv"],
-                  SOURCE)
+    root = check_root(root)
     jobs, labels, names, parts = [], [], [], {"train": [], "test": []}
-    for part, listing in zip(("train", "test"), lists):
+    for part, listing in zip(("train", "test"), TRIAL_LISTS):
         stems = [t[: -len(".aedat")] if t.endswith(".aedat") else t for t in read_trials(os.path.join(root, listing))]
         needed = [f for s in stems for f in (s + ".aedat", s + "_labels.csv")]
         missing_files("dvs128_gesture", root, needed, [f"the trials listed in {listing} and their label CSVs"], SOURCE)

@@ -39,15 +39,25 @@ def _images_in(folder: str) -> List[str]:
     return sorted(os.path.join(folder, f) for f in os.listdir(folder) if f.lower().endswith(EXTENSIONS))
 
 
+def check_tiny_root(root) -> str:
+    """The Tiny-ImageNet folder (``root`` or ``root/tiny-imagenet-200``) once its files are found."""
+    root = dataset_folder(root, "tiny-imagenet-200")
+    needed = ["wnids.txt", "train", "val/images", "val/val_annotations.txt"]
+    missing_files("tiny_imagenet", root, needed, needed, SOURCES["tiny_imagenet"])
+    return root
+
+
+def check_imagenet_root(root) -> None:
+    missing_files("imagenet", root, ["train", "val"], ["train/<wnid>/*.JPEG (1000 folders)",
+                  "val/<wnid>/*.JPEG, or val/*.JPEG with a label file"], SOURCES["imagenet"])
+
+
 def tiny_imagenet(root, train: bool) -> ImageList:
     """``train/<wnid>/images/*.JPEG`` or ``val/images`` labelled by ``val/val_annotations.txt``.
 
     ``root`` is the ``tiny-imagenet-200`` folder (or the folder that contains it).
     """
-    root = dataset_folder(root, "tiny-imagenet-200")
-    expected = ["wnids.txt", "train/<wnid>/images/", "val/images/", "val/val_annotations.txt"]
-    missing_files("tiny_imagenet", root, ["wnids.txt", "train" if train else "val/val_annotations.txt"], expected,
-                  SOURCES["tiny_imagenet"])
+    root = check_tiny_root(root)
     with open(os.path.join(root, "wnids.txt")) as fh:
         classes = sorted(line.strip() for line in fh if line.strip())
     index = {w: i for i, w in enumerate(classes)}
@@ -120,8 +130,7 @@ def imagenet(root, train: bool, val_labels: Optional[str] = None) -> ImageList:
     and ``val_labels.txt`` under ``root``.
     """
     root = os.fspath(root)
-    expected = ["train/<wnid>/*.JPEG (1000 folders)", "val/<wnid>/*.JPEG, or val/*.JPEG with a label file"]
-    missing_files("imagenet", root, ["train" if train else "val"], expected, SOURCES["imagenet"])
+    check_imagenet_root(root)
     classes = _class_folders(os.path.join(root, "train" if train or os.path.isdir(os.path.join(root, "train")) else "val"))
     index = {w: i for i, w in enumerate(classes)}
     paths: List[str] = []

@@ -26,7 +26,6 @@ class DatasetInfo:
     kind: str  # "image": uint8 [3, H, W] samples; "frames": float [T, C, H, W] samples
     num_classes: int
     in_channels: int
-    size: int  # side of the batches the network sees (before options.size for frames)
     normalize: Optional[str]  # default normalisation
     options: Tuple[str, ...]  # accepted data.options keys
     source: str  # where the official files come from
@@ -36,23 +35,22 @@ def _info() -> Dict[str, DatasetInfo]:
     from . import cifar, cifar10_dvs, gesture, images
 
     return {
-        "digits": DatasetInfo("digits", "image", 10, 1, 8, None, AUGMENT_OPTIONS, "embedded (scikit-learn)"),
-        "digits_events": DatasetInfo("digits_events", "frames", 10, 2, 32, None, AUGMENT_OPTIONS + ("event_seed", "size", "split_by"),
+        "digits": DatasetInfo("digits", "image", 10, 1, None, AUGMENT_OPTIONS, "embedded (scikit-learn)"),
+        "digits_events": DatasetInfo("digits_events", "frames", 10, 2, None, AUGMENT_OPTIONS + ("event_seed", "size", "split_by"),
                                      "embedded (scikit-learn, emulated event camera)"),
-        "cifar10": DatasetInfo("cifar10", "image", 10, 3, 32, "cifar10_tet", AUGMENT_OPTIONS, cifar.SOURCES["cifar10"]),
-        "cifar100": DatasetInfo("cifar100", "image", 100, 3, 32, "cifar100", AUGMENT_OPTIONS, cifar.SOURCES["cifar100"]),
-        "tiny_imagenet": DatasetInfo("tiny_imagenet", "image", 200, 3, 64, "tiny_imagenet", AUGMENT_OPTIONS,
+        "cifar10": DatasetInfo("cifar10", "image", 10, 3, "cifar10_tet", AUGMENT_OPTIONS, cifar.SOURCES["cifar10"]),
+        "cifar100": DatasetInfo("cifar100", "image", 100, 3, "cifar100", AUGMENT_OPTIONS, cifar.SOURCES["cifar100"]),
+        "tiny_imagenet": DatasetInfo("tiny_imagenet", "image", 200, 3, "tiny_imagenet", AUGMENT_OPTIONS,
                                      images.SOURCES["tiny_imagenet"]),
-        "imagenet": DatasetInfo("imagenet", "image", 1000, 3, 224, "imagenet",
+        "imagenet": DatasetInfo("imagenet", "image", 1000, 3, "imagenet",
                                 AUGMENT_OPTIONS + ("val_labels", "crop", "resize", "scale"), images.SOURCES["imagenet"]),
-        "cifar10_dvs": DatasetInfo("cifar10_dvs", "frames", 10, 2, 128, None,
+        "cifar10_dvs": DatasetInfo("cifar10_dvs", "frames", 10, 2, None,
                                    AUGMENT_OPTIONS + EVENT_OPTIONS + ("split", "convention"), cifar10_dvs.SOURCE),
-        "dvs128_gesture": DatasetInfo("dvs128_gesture", "frames", 11, 2, 128, None,
+        "dvs128_gesture": DatasetInfo("dvs128_gesture", "frames", 11, 2, None,
                                       AUGMENT_OPTIONS + EVENT_OPTIONS + ("keep_invalid",), gesture.SOURCE),
     }
 
 
-DATASETS = tuple(_info())
 EVENT_DATASETS = ("cifar10_dvs", "dvs128_gesture")
 DEFAULT_SPLIT = {"cifar10_dvs": "tebn", "dvs128_gesture": "official"}
 
@@ -76,8 +74,10 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
                          "labels (classes 2/3, 4/6 and 5/7 are left/right pairs)")
     if name in EVENT_DATASETS:
         frame_spec(name, 1, options)
+        from . import cifar10_dvs, gesture
+
         split = options.get("split", DEFAULT_SPLIT[name])
-        allowed = ("tebn", "tet", "lexicographic") if name == "cifar10_dvs" else ("official",)
+        allowed = cifar10_dvs.SPLITS if name == "cifar10_dvs" else gesture.SPLITS
         if split not in allowed:
             raise ValueError(f"data.options.split: got {split!r}, expected one of {list(allowed)}")
     batch_augment(info, options, size=(8, 8))  # validates the augmentation options (builds nothing heavy)
@@ -226,7 +226,7 @@ def check_root(name: str, root: Optional[str], T: int, options: Mapping[str, Any
     ``root``: the error lists what is expected and where to get it. Reads only directory entries
     (an event dataset whose frame cache is complete needs no raw files)."""
     from . import cache, cifar, cifar10_dvs, gesture, images
-    from .errors import dataset_folder, missing_files
+    from .errors import missing_files
 
     info = dataset_info(name)
     if name.startswith("digits"):
@@ -238,20 +238,8 @@ def check_root(name: str, root: Optional[str], T: int, options: Mapping[str, Any
         files = [f"{folder}/{f}" for f in train + test]
         missing_files(name, root, files, files, cifar.SOURCES[name])
     elif name == "tiny_imagenet":
-        base = dataset_folder(root, "tiny-imagenet-200")
-        needed = ["wnids.txt", "train", "val/images", "val/val_annotations.txt"]
-        missing_files(name, base, needed, needed, images.SOURCES[name])
+        images.check_tiny_root(root)
     elif name == "imagenet":
-        missing_files(name, root, ["train", "val"], ["train/<wnid>/", "val/<wnid>/ or val/ with a label file"],
-                      images.SOURCES[name])
-    else:
-        target = cache_folder(name, root, frame_spec(name, T, options), options.get("cache_dir"))
-        if cache.is_complete(target):
-            return
-        if name == "cifar10_dvs":
-            missing_files(name, root, list(cifar10_dvs.CLASSES), [f"{c}/cifar10_{c}_<i>.aedat" for c in cifar10_dvs.CLASSES[:2]]
-                          + ["... (10 class folders of 1000 recordings)"], cifar10_dvs.SOURCE)
-        else:
-            base = dataset_folder(root, "DvsGesture")
-            lists = ["trials_to_train.txt", "trials_to_test.txt"]
-            missing_files(name, base, lists, lists + ["userNN_<lighting>.aedat and _labels.csv"], gesture.SOURCE)
+        images.check_imagenet_root(root)
+    elif not cache.is_complete(cache_folder(name, root, frame_spec(name, T, options), options.get("cache_dir"))):
+        (cifar10_dvs if name == "cifar10_dvs" else gesture).check_root(root)

@@ -96,11 +96,10 @@ class SpikingDataModule(L.LightningDataModule):
         if self.augment is None:
             return batch
         x, y = batch
-        trainer = self.trainer
-        training = trainer is not None and trainer.training
-        if not training:
-            return self.augment(x, y, train=False)
         self.augment.to(x.device)
+        trainer = self.trainer
+        if trainer is None or not trainer.training:
+            return self.augment(x, y, train=False)
         stream = (self.seed * 1_000_003 + trainer.global_step) * 4099 + trainer.global_rank
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
