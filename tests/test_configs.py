@@ -31,6 +31,19 @@ def test_there_is_a_config_for_every_recipe_row():
     assert {"digits_dalif", "digits_arlif", "digits_events_dalif", "digits_events_arlif"} <= names
 
 
+@pytest.mark.parametrize("path", [p for p in CONFIGS if os.path.basename(p).startswith(("arlif_", "dalif_"))],
+                         ids=os.path.basename)
+def test_paper_configs_state_their_batch_norm_and_dropout_semantics(path):
+    """recipes.md 1: the official AR-LIF single-step networks normalise per step; the PSN fork's
+    CIFAR10-DVS VGGSNN and the DA-LIF framework over T·B, the former with per-step dropout."""
+    cfg = load(path)
+    name = os.path.basename(path)
+    psn = name.startswith("arlif_cifar10_dvs")
+    expected = "time_batch" if psn or name.startswith("dalif_") else "per_step"
+    assert cfg.model.options["bn"] == expected
+    assert cfg.model.options.get("dropout_mode", "shared") == ("per_step" if psn else "shared")
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_config_parses_names_its_source_and_builds_its_model(path, monkeypatch):
     cfg = load(path)

@@ -96,3 +96,106 @@ def test_per_channel_dalif_gets_each_layers_channel_count():
 def test_bad_model_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def _as_single_step_network(model):
+    """The model as the official AR-LIF code runs it: called once per time step on [1, B, ...]
+    (so every batch norm sees one step), each neuron carrying its state between the calls."""
+    for neuron in (m for m in model.modules() if isinstance(m, Neuron)):
+        neuron.carried = None
+
+        def forward(x, neuron=neuron):
+            out = neuron.run(x, neuron.carried)
+            neuron.carried = out.state
+            return out.spikes
+
+        neuron.forward = forward
+    return model
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_per_step_batch_norm_model_equals_the_single_step_network_called_T_times(name, train):
+    kwargs, shape = TINY[name]
+    kwargs = {k: v for k, v in kwargs.items() if k != "dropout"}  # masks are random: compared elsewhere
+    torch.manual_seed(0)
+    ours = create_model(name, neuron="arlif", bn="per_step", **kwargs).double().train(train)
+    official = _as_single_step_network(create_model(name, neuron="arlif", **kwargs).double().train(train))
+    official.load_state_dict(ours.state_dict())
+    if not train:  # non-trivial running statistics
+        for m in ours.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2), m.running_var.uniform_(0.5, 2.0)
+        official.load_state_dict(ours.state_dict())
+    T = kwargs["T"]
+    x = torch.rand(*shape, dtype=torch.float64) * 3
+    seq = x if len(shape) == 5 else x.unsqueeze(0).expand(T, *shape)
+    y = ours(seq)
+    expect = torch.cat([official(seq[t : t + 1]) for t in range(T)])
+    torch.testing.assert_close(y, expect, rtol=1e-6, atol=1e-6)
+    w = torch.randn_like(y)
+    (y * w).sum().backward()
+    (expect * w).sum().backward()
+    official_params = dict(official.named_parameters())
+    for key, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, official_params[key].grad, rtol=1e-6, atol=1e-6, msg=key)
+    official_buffers = dict(official.named_buffers())
+    for key, b in ours.named_buffers():  # running mean and variance updated T times, in time order
+        torch.testing.assert_close(b, official_buffers[key], rtol=1e-6, atol=1e-6, msg=key)
+
+
+def test_bn_and_dropout_mode_options():
+    model = create_model("vggsnn", neuron="lif", bn="per_step", dropout=0.25, dropout_mode="per_step")
+    from adalif.layers import SharedDropout, TimeBatchNorm
+
+    assert {m.mode for m in model.modules() if isinstance(m, TimeBatchNorm)} == {"per_step"}
+    assert any(type(m) is torch.nn.Dropout for m in model.modules())
+    assert not any(isinstance(m, SharedDropout) for m in model.modules())
+    assert {m.mode for m in create_model("resnet19").modules() if isinstance(m, TimeBatchNorm)} == {"time_batch"}
+    with pytest.raises(ValueError, match=r"model.bn: got 'batch', expected one of \['time_batch', 'per_step'\]"):
+        create_model("resnet19", bn="batch")
+    with pytest.raises(ValueError, match=r"dropout_mode: got 'x'"):
+        create_model("vgg11_bn", dropout=0.1, dropout_mode="x")
+
+
+class _OfficialRectangle(torch.autograd.Function):
+    """The official AR-LIF ``modules/surrogate.py`` rectangle: gradient 1/alpha where |x| <= alpha/2."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * (x.abs() <= 0.5).to(x.dtype)
+
+
+def _official_baseline(x_seq, reset):
+    """hardLIF / softLIF of the official modules/neuron.py, one step at a time."""
+    v, out = 0.0, []
+    for x in x_seq:
+        v = v * 0.5 + x
+        s = _OfficialRectangle.apply(v - 1.0)
+        v = v * (1 - s) if reset == "hard" else v - s * 1.0
+        out.append(s)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("preset, reset", [("hard_lif", "hard"), ("soft_lif", "soft")])
+def test_official_baseline_presets_equal_the_official_neurons(preset, reset):
+    torch.manual_seed(0)
+    x = torch.randn(8, 4, 32, dtype=torch.float64) * 1.5
+    w = torch.randn_like(x)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours = neuron_factory(preset)(32)(xa)
+    theirs = _official_baseline(xb, reset)
+    assert torch.equal(ours, theirs) and 0 < ours.mean() < 1
+    (ours * w).sum().backward()
+    (theirs * w).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-10, atol=1e-12)
+    # LIF's default surrogate (Sigmoid(4)) is not the official one: the gradients differ.
+    xc = x.clone().requires_grad_()
+    (neuron_factory({"name": "lif", "tau": 2.0, "decay_input": False, "v_reset": 0.0 if reset == "hard" else None})(32)(xc) * w).sum().backward()
+    assert (xc.grad - xb.grad).norm() > 0.2 * xb.grad.norm()

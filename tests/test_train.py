@@ -206,3 +206,24 @@ def test_training_on_an_event_dataset_prepares_its_cache_and_augments(tmp_path, 
     assert len(caches) == 1 and caches[0].startswith("T2_number_8-")
     summary_json = json.load(open(os.path.join(summary.run_dir, "summary.json")))
     assert summary_json["config"]["data"]["options"]["split"] == "tet"
+
+
+def test_gesture_label_order_is_recorded_in_the_checkpoint_and_used_by_eval(tmp_path, monkeypatch):
+    from adalif.data import registry
+    from adalif.train.run import evaluate
+    from tests.data.fixtures import gesture_tree
+
+    gesture_tree(tmp_path / "dvs")
+    cfg = config(tmp_path, "--data.name", "dvs128_gesture", "--data.root", str(tmp_path / "dvs"), "--data.T", "2",
+                 "--data.options", '{"size": 16, "workers": 1, "label_order": "spikingjelly"}',
+                 "--trainer.max_epochs", "1", "--name", "gesture")
+    summary = train(cfg)
+    ckpt = torch.load(os.path.join(summary.run_dir, "checkpoints", "last.ckpt"), weights_only=False)
+    options = ckpt["adalif"]["config"]["data"]["options"]
+    assert options["label_order"] == "spikingjelly" and options["keep_invalid"] is True  # explicit defaults too
+    seen = []
+    build = registry.build
+    monkeypatch.setattr(registry, "build", lambda name, root, T, opts: seen.append(dict(opts)) or build(name, root, T, opts))
+    result = evaluate(os.path.join(summary.run_dir, "checkpoints", "last.ckpt"), {"trainer.progress_bar": False})
+    assert seen and all(o["label_order"] == "spikingjelly" for o in seen)
+    assert result["accuracy"] == pytest.approx(summary.last_acc)

@@ -1,9 +1,13 @@
 """Time-major layers for spiking networks: every tensor is ``[T, B, ...]``.
 
 Stateless modules (convolutions, linear layers, pooling) run on all steps at once by folding T
-into the batch (:class:`SeqToANN`). Batch norm takes its statistics over T·B per channel (tdBN
-statistics), optionally with tdBN's :math:`\\alpha V_{th}` scaling. Dropout keeps one mask for
-all T steps of a sample, as in SpikingJelly's ``layer.Dropout``.
+into the batch (:class:`SeqToANN`). Batch norm (:class:`TimeBatchNorm`) takes its training
+statistics over T·B per channel (``"time_batch"``: tdBN, SpikingJelly's ``SeqToANNContainer``) or
+over B for each step separately (``"per_step"``: a single-step network called T times, as the
+official AR-LIF code does), optionally with tdBN's :math:`\\alpha V_{th}` scaling. Dropout keeps
+one mask for all T steps of a sample (``"shared"``, SpikingJelly's ``layer.Dropout``) or draws a
+fresh one for every step and element (``"per_step"``, ``nn.Dropout`` on ``[T, B, ...]``).
+docs/models.md says which recipe uses which.
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["SeqToANN", "TimeBatchNorm", "SharedDropout", "DirectEncoder"]
+__all__ = ["SeqToANN", "TimeBatchNorm", "SharedDropout", "DirectEncoder", "BN_MODES", "DROPOUT_MODES",
+           "dropout", "set_batch_norm_mode"]
+
+BN_MODES = ("time_batch", "per_step")
+DROPOUT_MODES = ("shared", "per_step")
 
 
 class SeqToANN(nn.Sequential):
@@ -24,23 +32,52 @@ class SeqToANN(nn.Sequential):
 
 
 class TimeBatchNorm(nn.Module):
-    """Batch norm over T·B (and positions) per channel, for ``[T, B, C, ...]`` inputs.
+    """Batch norm of ``[T, B, C, H, W]`` inputs, one set of affine parameters for all steps.
+
+    ``mode`` decides the statistics used in training (in eval mode both use the running
+    statistics, so eval outputs do not depend on it):
+
+    * ``"time_batch"`` (default): statistics over T·B (and positions) per channel, and one update
+      of the running statistics per call (tdBN; SpikingJelly's ``SeqToANNContainer``; the DA-LIF
+      framework's ``BatchNorm3d``).
+    * ``"per_step"``: exactly what one ``nn.BatchNorm2d`` called on each step in turn computes:
+      statistics over B (and positions) of each step, and the running statistics updated T times
+      per call, in time order (the official AR-LIF single-step networks).
 
     ``scale`` multiplies the normalised input before the affine map: tdBN's
     :math:`\\hat x = \\alpha V_{th}(x - \\mu)/\\sqrt{\\sigma^2 + \\epsilon}` with ``scale`` = alpha·V_th
     (1 by default; :math:`1/\\sqrt 2` for the two branches that meet at a residual sum).
-    The statistics live in a child ``nn.BatchNorm2d`` (``self.bn``), which sees ``[T·B, C, ...]``,
-    so that ``SyncBatchNorm.convert_sync_batchnorm`` (DDP) converts it correctly.
+    The statistics live in a child ``nn.BatchNorm2d`` (``self.bn``), so that
+    ``SyncBatchNorm.convert_sync_batchnorm`` (DDP) converts it correctly in both modes.
     """
 
-    def __init__(self, num_features: int, scale: float = 1.0, **kwargs) -> None:
+    def __init__(self, num_features: int, scale: float = 1.0, mode: str = "time_batch", **kwargs) -> None:
         super().__init__()
         self.bn = nn.BatchNorm2d(num_features, **kwargs)
         self.scale = float(scale)
+        self.mode = mode
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        if value not in BN_MODES:
+            raise ValueError(f"bn: got {value!r}, expected one of {list(BN_MODES)}")
+        self._mode = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B = x.shape[:2]
-        y = self.bn(x.flatten(0, 1))
+        batch_statistics = self.bn.training or self.bn.running_mean is None
+        if self.mode == "per_step" and batch_statistics:
+            # The child BN called once per step, in time order: its own kernel (and, once
+            # converted, SyncBatchNorm's all-reduce) per step, so the result *is* the loop that
+            # the official code runs. Measured on a ResNet-18 training step it costs no more than
+            # one call over T·B (docs/benchmarks.md), so there is nothing to gain by vectorising.
+            y = torch.stack([self.bn(x_t) for x_t in x.unbind(0)]).flatten(0, 1)
+        else:
+            y = self.bn(x.flatten(0, 1))
         if self.scale != 1.0:
             # gamma * (scale * x_hat) + beta, from BN's output gamma * x_hat + beta.
             bias = self.bn.bias.view(1, -1, *([1] * (y.dim() - 2))) if self.bn.bias is not None else 0.0
@@ -48,7 +85,24 @@ class TimeBatchNorm(nn.Module):
         return y.unflatten(0, (T, B))
 
     def extra_repr(self) -> str:
-        return f"scale={self.scale:.4g}" if self.scale != 1.0 else ""
+        scale = f", scale={self.scale:.4g}" if self.scale != 1.0 else ""
+        return f"mode={self.mode!r}{scale}"
+
+
+def set_batch_norm_mode(model: nn.Module, mode: str) -> nn.Module:
+    """Set ``mode`` (``"time_batch"`` or ``"per_step"``) on every :class:`TimeBatchNorm` of ``model``."""
+    if mode not in BN_MODES:
+        raise ValueError(f"bn: got {mode!r}, expected one of {list(BN_MODES)}")
+    for m in model.modules():
+        if isinstance(m, TimeBatchNorm):
+            m.mode = mode
+    return model
+
+
+def _check_probability(p: float) -> float:
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"p: expected a dropout probability in [0, 1), got {p!r}")
+    return float(p)
 
 
 class SharedDropout(nn.Module):
@@ -56,9 +110,7 @@ class SharedDropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"p: expected a dropout probability in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = _check_probability(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -68,6 +120,15 @@ class SharedDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+def dropout(p: float, mode: str = "shared") -> nn.Module:
+    """Dropout of ``[T, B, ...]``: ``"shared"`` keeps one mask per sample for all T steps
+    (:class:`SharedDropout`); ``"per_step"`` draws every step and element independently
+    (``nn.Dropout``, as the official AR-LIF CIFAR10-DVS classifier does)."""
+    if mode not in DROPOUT_MODES:
+        raise ValueError(f"dropout_mode: got {mode!r}, expected one of {list(DROPOUT_MODES)}")
+    return SharedDropout(p) if mode == "shared" else nn.Dropout(_check_probability(p))
 
 
 class DirectEncoder(nn.Module):

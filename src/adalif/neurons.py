@@ -237,7 +237,8 @@ class DALIF(Neuron):
         super().__init__(backend)
         self.decay_fn = check_choice(decay_fn, list(DECAY_FUNCTIONS), "decay_fn")
         self.granularity = check_choice(granularity, ["layer", "channel"], "granularity")
-        self.reset = check_choice(reset, ["hard", "soft"], "reset")
+        # Not ``self.reset``: SpikingJelly's reset_net calls ``reset()`` on every module that has one.
+        self.reset_mode = check_choice(reset, ["hard", "soft"], "reset")
         if granularity == "channel":
             if not (isinstance(num_channels, int) and num_channels > 0):
                 raise ValueError(
@@ -297,7 +298,7 @@ class DALIF(Neuron):
             alpha = alpha.view(-1, *([1] * trailing))
             beta = beta.view(-1, *([1] * trailing))
         return F.DALIFParameters(
-            alpha, beta, self.v_threshold, self.reset == "soft", self.detach_reset, self.surrogate
+            alpha, beta, self.v_threshold, self.reset_mode == "soft", self.detach_reset, self.surrogate
         )
 
     def _step(self, x, state, params):
@@ -310,7 +311,7 @@ class DALIF(Neuron):
         c = f", num_channels={self.num_channels}" if self.granularity == "channel" else ""
         return (
             f"decay_fn={self.decay_fn!r}, granularity={self.granularity!r}{c}, "
-            f"v_threshold={self.v_threshold}, reset={self.reset!r}, detach_reset={self.detach_reset}, "
+            f"v_threshold={self.v_threshold}, reset={self.reset_mode!r}, detach_reset={self.detach_reset}, "
             f"learn_alpha={self.learn_alpha}, learn_beta={self.learn_beta}, surrogate={self.surrogate}"
         )
 

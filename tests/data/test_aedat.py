@@ -65,7 +65,7 @@ def test_aedat31_worked_example_bytes():
 
 
 @pytest.mark.parametrize("newline", [b"\r\n", b"\n"])
-def test_aedat31_skips_special_packets_applies_overflow_and_drops_invalid(tmp_path, newline):
+def test_aedat31_skips_special_packets_applies_overflow_and_keeps_invalid_like_spikingjelly(tmp_path, newline):
     body = (
         packet(1, [polarity(1, 2, True, 1000), polarity(127, 0, False, 1500)])
         + packet(0, [(0x12345678, 1600)])  # a special event packet between polarity packets
@@ -73,10 +73,23 @@ def test_aedat31_skips_special_packets_applies_overflow_and_drops_invalid(tmp_pa
     )
     path = tmp_path / "user01_fluorescent.aedat"
     path.write_bytes(aedat3_header(newline) + body)
+    # Default: SpikingJelly never reads the valid bit, so every published Gesture number kept them.
     ev = read_aedat31(path)
-    assert ev["t"].tolist() == [1000, 1500, 2147483653]
-    assert ev["x"].tolist() == [1, 127, 7] and ev["y"].tolist() == [2, 0, 8] and ev["p"].tolist() == [1, 0, 0]
-    assert len(read_aedat31(path, keep_invalid=True)) == 4
+    assert ev["t"].tolist() == [1000, 1500, 2147483653, 2147483653]
+    assert ev["x"].tolist() == [1, 127, 5, 7] and ev["y"].tolist() == [2, 0, 6, 8] and ev["p"].tolist() == [1, 0, 1, 0]
+    valid = read_aedat31(path, keep_invalid=False)
+    assert valid["t"].tolist() == [1000, 1500, 2147483653] and valid["x"].tolist() == [1, 127, 7]
+
+
+def test_aedat31_reads_every_slot_of_a_packet_as_spikingjelly_does(tmp_path):
+    """A packet with 3 slots of which eventNumber says 2 are used: SpikingJelly decodes all
+    eventCapacity slots; keep_invalid=False reads the eventNumber first valid ones."""
+    events = [polarity(1, 2, True, 10), polarity(3, 4, False, 20), polarity(9, 9, True, 30)]
+    head = struct.pack("<hhiiiiii", 1, 1, 8, 4, 0, 3, 2, 2)  # capacity 3, number 2, valid 2
+    path = tmp_path / "slots.aedat"
+    path.write_bytes(aedat3_header() + head + b"".join(struct.pack("<Ii", d, t) for d, t in events))
+    assert read_aedat31(path)["t"].tolist() == [10, 20, 30]
+    assert read_aedat31(path, keep_invalid=False)["t"].tolist() == [10, 20]
 
 
 def test_aedat31_errors_name_the_file(tmp_path):

@@ -121,6 +121,23 @@ def test_gesture_segments_labels_overflow_and_empty_segment(tmp_path):
         registry.check_options("dvs128_gesture", {"augment": ["hflip"]})
 
 
+def test_gesture_label_order_option(tmp_path):
+    gesture_tree(tmp_path)
+    csv = registry.build("dvs128_gesture", str(tmp_path), 2, {"workers": 1})
+    sj = registry.build("dvs128_gesture", str(tmp_path), 2, {"workers": 1, "label_order": "spikingjelly"})
+    # Rows of the fixture: classes 1, 8, 8, 3 -> csv labels 0, 7, 7, 2 -> SpikingJelly targets 0, 8, 8, 3.
+    assert [csv.train[i][1] for i in range(4)] == [0, 7, 7, 2]
+    assert [sj.train[i][1] for i in range(4)] == [0, 8, 8, 3]
+    assert [sj.test[i][1] for i in range(4)] == [0, 8, 8, 3]
+    assert np.array_equal(sj.train[1][0].numpy(), csv.train[1][0].numpy())  # same frames, same cache
+    with pytest.raises(ValueError, match=r"data.options.label_order: got 'sorted'"):
+        registry.check_options("dvs128_gesture", {"label_order": "sorted"})
+    with pytest.raises(ValueError, match=r"data.options.label_order: not an option of cifar10_dvs"):
+        registry.check_options("cifar10_dvs", {"label_order": "csv"})
+    assert registry.explicit_options("dvs128_gesture", {"label_order": "spikingjelly"}) == {
+        "label_order": "spikingjelly", "keep_invalid": True}
+
+
 def test_gesture_time_split_of_an_empty_segment_is_all_zero(tmp_path):
     gesture_tree(tmp_path)
     sets = registry.build("dvs128_gesture", str(tmp_path), 2, {"split_by": "time", "workers": 1})

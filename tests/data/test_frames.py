@@ -49,3 +49,40 @@ def test_bad_arguments():
         integrate(events([1]), 2, 3, 4, split_by="count")
     with pytest.raises(ValueError, match="T: expected a number of frames >= 1"):
         integrate(events([1]), 0, 3, 4)
+
+
+def spikingjelly_time_frames(ev, T, H, W):
+    """SpikingJelly's split_by='time' (utils.cal_fixed_frames_number_segment_index): frame j is the
+    index range from the first to the last event whose t lies in [t0 + j*dt, t0 + (j+1)*dt), the
+    last range running to N; an empty window raises (it indexes an empty array)."""
+    t = ev["t"]
+    dt = (int(t[-1]) - int(t[0])) // T
+    idx = np.arange(len(ev))
+    lo, hi = [], []
+    for j in range(T):
+        inside = idx[(t >= t[0] + dt * j) & (t < t[0] + dt * (j + 1))]
+        lo.append(inside[0])
+        hi.append(inside[-1] + 1)
+    hi[-1] = len(ev)
+    frames = np.zeros((T, 2, H, W), dtype=np.float32)
+    for j in range(T):
+        part = ev[lo[j] : hi[j]]
+        np.add.at(frames[j], (part["p"].astype(int), part["y"], part["x"]), 1)
+    return frames
+
+
+def test_split_by_time_equals_spikingjelly_on_sorted_and_first_event_inverted_recordings():
+    rng = np.random.default_rng(0)
+    t = np.sort(rng.integers(0, 10_000, 400))
+    for ts in (t, np.concatenate([[t[5]], t[:5] - 3, t[6:]])):  # the first event is not the earliest
+        ev = events(ts, xs=rng.integers(0, 4, 400), ys=rng.integers(0, 3, 400), ps=rng.integers(0, 2, 400))
+        np.testing.assert_array_equal(integrate(ev, 5, 3, 4, split_by="time"), spikingjelly_time_frames(ev, 5, 3, 4))
+
+
+def test_split_by_time_never_fails_on_unsorted_timestamps():
+    # Was: numpy ValueError (negative bincount index) when an event precedes the first one.
+    ev = events([50, 10, 60, 40, 90, 120, 5, 100])  # t0 = 50, t_last = 100: two windows of 25 us
+    f = integrate(ev, 2, 3, 4, split_by="time")
+    # 10, 40 and 5 precede t0: first frame; 120 and 100 lie past the last window: last frame.
+    assert f.sum(axis=(1, 2, 3)).tolist() == [5, 3]
+    assert integrate(ev, 2, 3, 4, split_by="time", leftover="drop").sum(axis=(1, 2, 3)).tolist() == [5, 1]

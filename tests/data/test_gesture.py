@@ -37,3 +37,25 @@ def test_trials_and_errors(tmp_path):
     junk.write_text("class,startTime_usec,endTime_usec\n1,x,2\n")
     with pytest.raises(EventFileError, match="c_labels.csv: line 2 is not 'class,start,end' integers"):
         read_labels(junk)
+
+
+def test_cut_keeps_the_file_order_of_each_segment_as_spikingjelly():
+    # SpikingJelly cuts with a boolean mask, so a segment keeps the recording's own order; with
+    # split_by="number" that order decides the frame of every event.
+    ev = np.zeros(6, dtype=EVENT_DTYPE)
+    ev["t"] = [100, 130, 120, 150, 140, 300]
+    ev["x"] = np.arange(6)
+    (part,) = cut(ev, [Segment(0, 110, 200)])
+    assert part["t"].tolist() == [130, 120, 150, 140] and part["x"].tolist() == [1, 2, 3, 4]
+
+
+def test_spikingjelly_label_order_is_the_string_sorted_folder_order():
+    from adalif.data.gesture import SPIKINGJELLY_TARGET, relabel
+
+    # The permutation of the issue, checked by running SpikingJelly's dataset code.
+    expected = {0: 0, 1: 1, 2: 3, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 2}
+    assert {k: int(v) for k, v in enumerate(SPIKINGJELLY_TARGET)} == expected
+    assert relabel(np.array([10, 2, 0]), "spikingjelly").tolist() == [2, 3, 0]
+    assert relabel(np.array([10, 2, 0]), "csv").tolist() == [10, 2, 0]
+    with pytest.raises(ValueError, match=r"label_order: got 'tonic', expected one of \['csv', 'spikingjelly'\]"):
+        relabel(np.array([1]), "tonic")

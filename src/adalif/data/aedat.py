@@ -12,9 +12,12 @@ Conventions:
   :math:`y = 127 - x_{raw}`, :math:`p = 1 - \\text{bit}_0`; ``"jaer"`` gives
   :math:`x = 127 - x_{raw}`, :math:`y = y_{raw}`, same polarity.
 * AEDAT 3.1: only polarity packets (type 1) are decoded; other packets (e.g. type-0 special
-  events) are skipped. The timestamp is ``overflow << 31 | ts``. Events whose valid bit is 0 are
-  dropped (SpikingJelly keeps them; ``keep_invalid=True`` does the same). The header ends at the
-  first line that *starts with* ``#!END-HEADER``, so LF-only headers parse too.
+  events) are skipped. The timestamp is ``overflow << 31 | ts``. By default every event slot of
+  a polarity packet (``eventCapacity`` of them) is kept whatever its valid bit, exactly as
+  SpikingJelly decodes them, so that frames equal those behind every published Gesture number;
+  ``keep_invalid=False`` reads the first ``min(eventNumber, eventCapacity)`` slots and drops
+  the events whose valid bit is 0 (docs/data.md). The header ends at the first line that
+  *starts with* ``#!END-HEADER``, so LF-only headers parse too.
 
 Every malformed file raises :class:`EventFileError` naming the file and what is wrong.
 """
@@ -88,8 +91,11 @@ _PACKET_HEADER = np.dtype([
 POLARITY_EVENT = 1
 
 
-def read_aedat31(path, keep_invalid: bool = False) -> np.ndarray:
-    """Polarity events of an AEDAT 3.1 file (DVS128 Gesture), in file order."""
+def read_aedat31(path, keep_invalid: bool = True) -> np.ndarray:
+    """Polarity events of an AEDAT 3.1 file (DVS128 Gesture), in file order.
+
+    ``keep_invalid=True`` (default, SpikingJelly): every slot of a polarity packet;
+    ``False``: the packet's ``eventNumber`` first slots whose valid bit is 1."""
     data = _read(path)
     pos = _skip_header(data, path, b"#!AER-DAT3", b"#!END-HEADER")
     chunks = []
@@ -108,7 +114,7 @@ def read_aedat31(path, keep_invalid: bool = False) -> np.ndarray:
         if int(head["type"]) == POLARITY_EVENT and capacity:
             if size < 8 or size % 4 or int(head["ts_offset"]) != 4:
                 raise EventFileError(f"{os.fspath(path)}: polarity packet at byte {pos} has event size {size}, expected 8")
-            n = min(int(head["number"]), capacity)
+            n = capacity if keep_invalid else min(int(head["number"]), capacity)
             words = np.frombuffer(data, dtype="<u4", count=n * size // 4, offset=body_start).reshape(n, size // 4)
             d = words[:, 0]
             t = words[:, 1].astype(np.int64) | (np.int64(int(head["ts_overflow"])) << 31)

@@ -40,7 +40,8 @@ class FrameSpec:
         size: resize the sensor's 128x128 frames to size x size (None: keep 128).
         resize: "bilinear" (with antialiasing, as torchvision's tensor Resize) or "nearest".
         convention: coordinates of AEDAT 2.0 files: "spikingjelly" or "jaer" (CIFAR10-DVS).
-        keep_invalid: keep AEDAT 3.1 events whose valid bit is 0 (DVS128 Gesture).
+        keep_invalid: keep every AEDAT 3.1 event slot whatever its valid bit, as SpikingJelly does
+            (DVS128 Gesture; False drops the events whose valid bit is 0).
         dtype: "float32" (exact) or "float16" (half the disk and memory; counts up to 2048 exact).
     """
 
@@ -50,7 +51,7 @@ class FrameSpec:
     size: Optional[int] = None
     resize: str = "bilinear"
     convention: str = "spikingjelly"
-    keep_invalid: bool = False
+    keep_invalid: bool = True
     dtype: str = "float32"
 
     def __post_init__(self) -> None:

@@ -7,7 +7,10 @@ with 1 = ON). ``integrate`` returns event counts per (frame, polarity, y, x) as 
 * ``split_by="number"``: with :math:`d = \\lfloor N/T \\rfloor`, frame j takes events
   :math:`[jd, (j+1)d)`;
 * ``split_by="time"``: with :math:`\\Delta = \\lfloor (t_{N-1}-t_0)/T \\rfloor`, frame j takes
-  :math:`t_0 + j\\Delta \\le t < t_0 + (j+1)\\Delta`.
+  :math:`t_0 + j\\Delta \\le t < t_0 + (j+1)\\Delta`. :math:`t_0` and :math:`t_{N-1}` are the
+  first and last events *in file order*; recordings can have small timestamp inversions, so an
+  event earlier than :math:`t_0` counts in the first frame (and one later than the last window,
+  in the last frame, as ``leftover`` says).
 
 ``leftover="last"`` (SpikingJelly, default): the last frame runs to the end and absorbs the
 remainder; ``"drop"`` (tonic): the remainder is dropped. No events give all-zero frames.
@@ -40,7 +43,8 @@ def integrate(events: np.ndarray, T: int, height: int, width: int, split_by: str
     else:
         t = events["t"]
         delta = (int(t[-1]) - int(t[0])) // T
-        index = (t - t[0]) // delta if delta > 0 else np.full(n, T)
+        # An event earlier than t_0 (a timestamp inversion) belongs to the first frame.
+        index = np.maximum((t - t[0]) // delta, 0) if delta > 0 else np.full(n, T)
     keep = index < T
     if leftover == "last":
         index = np.minimum(index, T - 1)

@@ -3,7 +3,7 @@
 Each trial ``userNN_<lighting>.aedat`` has ``userNN_<lighting>_labels.csv`` with a header line
 ``class,startTime_usec,endTime_usec`` and one row per gesture (classes 1-11; a class may appear
 twice). Each row is cut independently as :math:`t_{start} \\le t < t_{end}` (overlapping rows are
-tolerated) and labelled ``class - 1``. ``trials_to_train.txt`` / ``trials_to_test.txt`` list the
+tolerated) and labelled ``class - 1`` (or in SpikingJelly's order, :func:`relabel`). ``trials_to_train.txt`` / ``trials_to_test.txt`` list the
 trials of each split (1,176 / 288 segments in the full dataset).
 """
 
@@ -21,6 +21,21 @@ SOURCE = "https://research.ibm.com/interactive/dvsgesture (DvsGesture.tar.gz; ex
 SPLITS = ("official",)
 
 NUM_CLASSES = 11
+
+#: ``label_order`` values. "csv": label = CSV class - 1 (tonic, the IBM class list).
+#: "spikingjelly": the targets SpikingJelly's ``DVS128Gesture`` gives. It saves each sample in a
+#: folder named ``str(class - 1)``, and torchvision's ``DatasetFolder`` numbers the folders in
+#: string order ['0', '1', '10', '2', ..., '9'], so a network trained through SpikingJelly (the
+#: official AR-LIF Gesture run) has its outputs in that order.
+LABEL_ORDERS = ("csv", "spikingjelly")
+SPIKINGJELLY_TARGET = np.array([sorted(str(k) for k in range(NUM_CLASSES)).index(str(k)) for k in range(NUM_CLASSES)])
+
+
+def relabel(labels: np.ndarray, label_order: str) -> np.ndarray:
+    """CSV-order labels (class - 1) in ``label_order``."""
+    if label_order not in LABEL_ORDERS:
+        raise ValueError(f"data.options.label_order: got {label_order!r}, expected one of {list(LABEL_ORDERS)}")
+    return SPIKINGJELLY_TARGET[labels] if label_order == "spikingjelly" else labels
 
 
 class Segment(NamedTuple):
@@ -54,27 +69,30 @@ def read_trials(path) -> List[str]:
 
 
 def cut(events: np.ndarray, segments: List[Segment]) -> List[np.ndarray]:
-    """One event array per segment, :math:`t_{start} \\le t < t_{end}`; events are sorted by time.
+    """One event array per segment: the events with :math:`t_{start} \\le t < t_{end}`, in file
+    order (SpikingJelly's boolean mask). Recordings can hold small timestamp inversions, and the
+    order decides which frame an event falls in when frames are split by number.
 
     A segment with no events gives an empty array (integrated, it makes all-zero frames).
     """
     t = events["t"]
+    # One stable sort, then a binary search per segment (instead of a pass over the whole
+    # recording per segment); sorting the selected positions restores the file order.
+    order = np.argsort(t, kind="stable")
+    sorted_t = t[order]
     out = []
     for seg in segments:
         seg = Segment(*seg)
-        lo, hi = np.searchsorted(t, [seg.start_us, seg.end_us], side="left")
-        out.append(events[lo:hi])
+        lo, hi = np.searchsorted(sorted_t, [seg.start_us, seg.end_us], side="left")
+        out.append(events[np.sort(order[lo:hi])])
     return out
 
 
 def read(path: str, spec) -> np.ndarray:
-    """Polarity events of one trial, sorted by time, with the cache's valid-bit choice."""
+    """Polarity events of one trial, in file order, with the cache's valid-bit choice."""
     from .aedat import read_aedat31
 
-    events = read_aedat31(path, keep_invalid=spec.keep_invalid)
-    if len(events) > 1 and np.any(np.diff(events["t"]) < 0):
-        events = events[np.argsort(events["t"], kind="stable")]
-    return events
+    return read_aedat31(path, keep_invalid=spec.keep_invalid)
 
 
 TRIAL_LISTS = ("trials_to_train.txt", "trials_to_test.txt")

@@ -47,7 +47,7 @@ def _info() -> Dict[str, DatasetInfo]:
         "cifar10_dvs": DatasetInfo("cifar10_dvs", "frames", 10, 2, None,
                                    AUGMENT_OPTIONS + EVENT_OPTIONS + ("split", "convention"), cifar10_dvs.SOURCE),
         "dvs128_gesture": DatasetInfo("dvs128_gesture", "frames", 11, 2, None,
-                                      AUGMENT_OPTIONS + EVENT_OPTIONS + ("keep_invalid",), gesture.SOURCE),
+                                      AUGMENT_OPTIONS + EVENT_OPTIONS + ("keep_invalid", "label_order"), gesture.SOURCE),
     }
 
 
@@ -80,7 +80,20 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
         allowed = cifar10_dvs.SPLITS if name == "cifar10_dvs" else gesture.SPLITS
         if split not in allowed:
             raise ValueError(f"data.options.split: got {split!r}, expected one of {list(allowed)}")
+        if name == "dvs128_gesture":
+            gesture.relabel(np.zeros(0, dtype=np.int64), options.get("label_order", "csv"))
     batch_augment(info, options, size=(8, 8))  # validates the augmentation options (builds nothing heavy)
+
+
+#: Options whose default decides what a trained network's outputs or inputs mean: a run records
+#: them explicitly in its config (and so in its checkpoints), so that ``adalif eval`` reproduces
+#: them even if a default changes.
+RECORDED_DEFAULTS = {"dvs128_gesture": {"label_order": "csv", "keep_invalid": True}}
+
+
+def explicit_options(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
+    """``options`` with the :data:`RECORDED_DEFAULTS` of dataset ``name`` filled in."""
+    return {**RECORDED_DEFAULTS.get(name, {}), **options}
 
 
 def frame_spec(name: str, T: int, options: Mapping[str, Any]) -> FrameSpec:
@@ -88,7 +101,7 @@ def frame_spec(name: str, T: int, options: Mapping[str, Any]) -> FrameSpec:
         return FrameSpec(
             T=T, split_by=options.get("split_by", "number"), leftover=options.get("leftover", "last"),
             size=options.get("size"), resize=options.get("resize", "bilinear"),
-            convention=options.get("convention", "spikingjelly"), keep_invalid=bool(options.get("keep_invalid", False)),
+            convention=options.get("convention", "spikingjelly"), keep_invalid=bool(options.get("keep_invalid", True)),
             dtype=options.get("cache_dtype", "float32"),
         )
     except ValueError as err:
@@ -216,7 +229,12 @@ def build(name: str, root: Optional[str], T: int, options: Mapping[str, Any]) ->
     target = prepare(name, root, spec, options.get("cache_dir"), options.get("workers"))
     frames = cache.load(target, spec)
     split = options.get("split", DEFAULT_SPLIT[name])
-    sets = [FrameDataset(target, cache.group_indices(frames, split, train), frames.labels) for train in (True, False)]
+    labels = frames.labels
+    if name == "dvs128_gesture":
+        from .gesture import relabel
+
+        labels = relabel(labels, options.get("label_order", "csv"))
+    sets = [FrameDataset(target, cache.group_indices(frames, split, train), labels) for train in (True, False)]
     side = spec.size or 128
     return Sets(sets[0], sets[1], info, (side, side))
 

@@ -2,7 +2,8 @@
 
 ``create_model("resnet19", neuron="dalif", num_classes=10, in_channels=3, T=4)`` builds any
 registered model with any neuron. A neuron spec is a name (``"lif"``, ``"plif"``, ``"dalif"``,
-``"arlif"``) or a dict ``{"name": "arlif", "decay": 0.5, ...}`` of constructor arguments; with
+``"arlif"``, or an official AR-LIF baseline of :data:`PRESETS`) or a dict
+``{"name": "arlif", "decay": 0.5, ...}`` of constructor arguments; with
 ``{"name": "dalif", "granularity": "channel"}`` each layer gets its own channel count.
 """
 
@@ -13,9 +14,21 @@ from typing import Callable, Dict, Union
 
 from torch import nn
 
+from ..layers import BN_MODES, set_batch_norm_mode
 from ..neurons import ARLIF, DALIF, LIF, PLIF, Neuron
+from ..surrogate import Rectangle
 
 NEURONS = {"lif": LIF, "plif": PLIF, "dalif": DALIF, "arlif": ARLIF}
+
+#: The official AR-LIF code's baselines (``-neuron_model``), with their Rectangle(1) surrogate:
+#: ``hard_lif`` is its ``LIF`` and ``hardLIF`` (SpikingJelly ``LIFNode(tau=2, decay_input=False,
+#: v_reset=0)``), ``soft_lif`` its ``softLIF``, ``official_plif`` its ``PLIFNeuron``. A spec may
+#: override any argument: ``{"name": "hard_lif", "tau": 3.0}``. docs/neurons.md has the table.
+PRESETS = {
+    "hard_lif": ("lif", dict(tau=2.0, decay_input=False, v_reset=0.0, surrogate=Rectangle(1.0))),
+    "soft_lif": ("lif", dict(tau=2.0, decay_input=False, v_reset=None, surrogate=Rectangle(1.0))),
+    "official_plif": ("plif", dict(init_tau=2.0, decay_input=False, v_reset=None, surrogate=Rectangle(1.0))),
+}
 NeuronSpec = Union[str, Dict]
 NeuronFactory = Callable[[int], Neuron]
 
@@ -40,8 +53,11 @@ def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
         raise ValueError(f"neuron: expected a name or a dict with 'name', got {spec!r}")
     kwargs = dict(spec)
     name = str(kwargs.pop("name")).lower()
+    if name in PRESETS:
+        name, defaults = PRESETS[name]
+        kwargs = {**defaults, **kwargs}
     if name not in NEURONS:
-        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {sorted(NEURONS)}")
+        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {sorted(NEURONS) + sorted(PRESETS)}")
     cls = NEURONS[name]
     allowed = set(inspect.signature(cls).parameters)
     unknown = sorted(set(kwargs) - allowed)
@@ -57,10 +73,16 @@ def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
     return make
 
 
-def create_model(name: str, *, neuron: NeuronSpec = "lif", **kwargs) -> nn.Module:
+def create_model(name: str, *, neuron: NeuronSpec = "lif", bn: str = "time_batch", **kwargs) -> nn.Module:
     """Build registered model ``name`` with any neuron; ``num_classes``, ``in_channels``, ``T``
     and model options default to the model's own. The model maps ``[B, C, H, W]`` (repeated T
-    times) or ``[T, B, C, H, W]`` to per-step logits ``[T, B, num_classes]``."""
+    times) or ``[T, B, C, H, W]`` to per-step logits ``[T, B, num_classes]``.
+
+    ``bn``: the training statistics of every batch norm, ``"time_batch"`` (over T·B) or
+    ``"per_step"`` (over B, each step separately, as a single-step network called T times);
+    see :class:`~adalif.layers.TimeBatchNorm` and docs/models.md."""
+    if bn not in BN_MODES:
+        raise ValueError(f"model.bn: got {bn!r}, expected one of {list(BN_MODES)}")
     if name not in _MODELS:
         raise ValueError(f"model: unknown model {name!r}; expected one of {list_models()}")
     for arg in ("num_classes", "in_channels", "T"):
@@ -71,4 +93,4 @@ def create_model(name: str, *, neuron: NeuronSpec = "lif", **kwargs) -> nn.Modul
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"model.{unknown[0]}: not an option of {name}; expected one of {sorted(allowed)}")
-    return _MODELS[name](neuron_factory(neuron), **kwargs)
+    return set_batch_norm_mode(_MODELS[name](neuron_factory(neuron), **kwargs), bn)

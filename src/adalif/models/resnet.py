@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ..layers import SeqToANN, SharedDropout, TimeBatchNorm
+from ..layers import SeqToANN, TimeBatchNorm, dropout as dropout_layer
 from .common import SpikingNet, conv_bn, init_kaiming
 from .registry import NeuronFactory, register_model
 
@@ -113,12 +113,12 @@ class PreActBlock(nn.Module):
     """AR-LIF/CLIF pre-activation block: x <- neuron(BN(x)); out = conv(x);
     out = conv(dropout(neuron(BN(out)))) + shortcut(x), the shortcut acting on the spikes."""
 
-    def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, dropout: float) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, dropout: float, dropout_mode: str = "shared") -> None:
         super().__init__()
         self.pre = nn.Sequential(TimeBatchNorm(cin), neuron(cin))
         self.branch = nn.Sequential(
             SeqToANN(nn.Conv2d(cin, cout, 3, stride, 1)), TimeBatchNorm(cout), neuron(cout),
-            SharedDropout(dropout), SeqToANN(nn.Conv2d(cout, cout, 3, 1, 1)),
+            dropout_layer(dropout, dropout_mode), SeqToANN(nn.Conv2d(cout, cout, 3, 1, 1)),
         )
         self.shortcut = nn.Identity() if stride == 1 and cin == cout else SeqToANN(nn.Conv2d(cin, cout, 1, stride))
 
@@ -128,18 +128,19 @@ class PreActBlock(nn.Module):
 
 
 @register_model
-def preact_resnet18(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0) -> ResNet:
+def preact_resnet18(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
+                    dropout_mode: str = "shared") -> ResNet:
     """Pre-activation ResNet-18 of the AR-LIF CIFAR runs: conv3x3 64 stem (no BN, no neuron),
     [2, 2, 2, 2] PreActBlocks 64/128/256/512, head BN -> neuron -> AvgPool 4 -> FC 512->C."""
     stem = SeqToANN(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False))
     blocks, cin = [], 64
     for width, stride in zip((64, 128, 256, 512), (1, 2, 2, 2)):
         for i in range(2):
-            blocks.append(PreActBlock(cin, width, stride if i == 0 else 1, neuron, dropout))
+            blocks.append(PreActBlock(cin, width, stride if i == 0 else 1, neuron, dropout, dropout_mode))
             cin = width
     head = nn.Sequential(
         TimeBatchNorm(512), neuron(512), SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-        SharedDropout(dropout), SeqToANN(nn.Linear(512, num_classes)),
+        dropout_layer(dropout, dropout_mode), SeqToANN(nn.Linear(512, num_classes)),
     )
     model = ResNet(stem, nn.Sequential(*blocks), head, T)
     for m in model.modules():

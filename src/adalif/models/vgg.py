@@ -7,14 +7,14 @@ from typing import Sequence, Union
 
 from torch import nn
 
-from ..layers import SeqToANN, SharedDropout
+from ..layers import SeqToANN, dropout as dropout_layer
 from .common import SpikingNet, conv_bn, init_kaiming
 from .registry import NeuronFactory, register_model
 
 
 def _features(cfg: Sequence[Union[int, str]], cin: int, neuron: NeuronFactory, dropout: float = 0.0,
-              norm: bool = True) -> nn.Sequential:
-    """``cfg``: channel counts (conv3x3 with bias -> BN over T·B -> neuron [-> dropout]) and "M"
+              norm: bool = True, dropout_mode: str = "shared") -> nn.Sequential:
+    """``cfg``: channel counts (conv3x3 with bias -> BN -> neuron [-> dropout]) and "M"
     (AvgPool2d(2), on spikes, with no neuron after it)."""
     layers = []
     for item in cfg:
@@ -23,7 +23,7 @@ def _features(cfg: Sequence[Union[int, str]], cin: int, neuron: NeuronFactory, d
         else:
             layers += [conv_bn(cin, item, bias=True, norm=norm), neuron(item)]
             if dropout:
-                layers.append(SharedDropout(dropout))
+                layers.append(dropout_layer(dropout, dropout_mode))
             cin = item
     return nn.Sequential(*layers)
 
@@ -41,30 +41,36 @@ VGG13 = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"
 VGGSNN = [64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
 
-def _vgg_bn(cfg, neuron, num_classes, in_channels, T, dropout):
+def _vgg_bn(cfg, neuron, num_classes, in_channels, T, dropout, dropout_mode):
     head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(512 * 49, num_classes)))
-    return VGG(_features(cfg, in_channels, neuron, dropout), head, T, linear_std=0.01)
+    return VGG(_features(cfg, in_channels, neuron, dropout, dropout_mode=dropout_mode), head, T, linear_std=0.01)
 
 
 @register_model
-def vgg11_bn(neuron: NeuronFactory, num_classes: int = 11, in_channels: int = 2, T: int = 20, dropout: float = 0.0) -> VGG:
-    """AR-LIF ``spiking_vgg11_bn``: 8 spiking layers, AvgPool, AdaptiveAvgPool (7, 7), FC 25088->C."""
-    return _vgg_bn(VGG11, neuron, num_classes, in_channels, T, dropout)
+def vgg11_bn(neuron: NeuronFactory, num_classes: int = 11, in_channels: int = 2, T: int = 20, dropout: float = 0.0,
+             dropout_mode: str = "shared") -> VGG:
+    """AR-LIF ``spiking_vgg11_bn``: 8 spiking layers, AvgPool, AdaptiveAvgPool (7, 7), FC 25088->C.
+    ``dropout_mode``: "shared" (one mask for all steps, SpikingJelly's layer.Dropout) or "per_step"."""
+    return _vgg_bn(VGG11, neuron, num_classes, in_channels, T, dropout, dropout_mode)
 
 
 @register_model
-def vgg13_bn(neuron: NeuronFactory, num_classes: int = 200, in_channels: int = 3, T: int = 4, dropout: float = 0.0) -> VGG:
+def vgg13_bn(neuron: NeuronFactory, num_classes: int = 200, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
+             dropout_mode: str = "shared") -> VGG:
     """AR-LIF ``spiking_vgg13_bn``: 10 spiking layers, otherwise as VGG-11."""
-    return _vgg_bn(VGG13, neuron, num_classes, in_channels, T, dropout)
+    return _vgg_bn(VGG13, neuron, num_classes, in_channels, T, dropout, dropout_mode)
 
 
 @register_model
-def vggsnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 2, T: int = 10, input_size: int = 48, dropout: float = 0.0) -> VGG:
+def vggsnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 2, T: int = 10, input_size: int = 48,
+           dropout: float = 0.0, dropout_mode: str = "shared") -> VGG:
     """VGGSNN (TET): 8 spiking layers, 4 AvgPools, flatten, [dropout,] FC 512·(s/16)²->C.
-    ``input_size`` 48 (CIFAR10-DVS, 2 channels) or 64 (Tiny-ImageNet, 3 channels)."""
+    ``input_size`` 48 (CIFAR10-DVS, 2 channels) or 64 (Tiny-ImageNet, 3 channels).
+    ``dropout_mode="per_step"``: a fresh mask for every step and element, as the official AR-LIF
+    CIFAR10-DVS classifier (``nn.Dropout`` on [N, T, 4608]); "shared" (default): one per sample."""
     side = input_size // 16
     head = nn.Sequential(
-        SeqToANN(nn.Flatten()), SharedDropout(dropout), SeqToANN(nn.Linear(512 * side * side, num_classes))
+        SeqToANN(nn.Flatten()), dropout_layer(dropout, dropout_mode), SeqToANN(nn.Linear(512 * side * side, num_classes))
     )
     return VGG(_features(VGGSNN, in_channels, neuron), head, T)
 

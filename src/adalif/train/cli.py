@@ -3,6 +3,7 @@
     adalif train --config configs/digits_dalif.yaml [--model.neuron arlif --trainer.max_epochs 5 ...]
     adalif eval runs/NAME/checkpoints/best.ckpt
     adalif prepare cifar10_dvs --root data/CIFAR10-DVS --T 10 --size 48
+    adalif import-weights --from arlif-official checkpoint_max.pth --config configs/RECIPE.yaml --out model.ckpt
 """
 
 from __future__ import annotations
@@ -81,12 +82,40 @@ def prepare_parser() -> ArgumentParser:
     parser.add_argument("--size", type=Optional[int], default=None, help="resize 128x128 frames to SIZE x SIZE (e.g. 48)")
     parser.add_argument("--resize", default="bilinear", help="bilinear (antialiased) or nearest")
     parser.add_argument("--convention", default="spikingjelly", help="CIFAR10-DVS coordinates: spikingjelly or jaer")
-    parser.add_argument("--keep_invalid", type=bool, default=False, help="DVS128 Gesture: keep events whose valid bit is 0")
+    parser.add_argument("--keep_invalid", type=bool, default=True,
+                        help="DVS128 Gesture: keep AEDAT 3.1 events whose valid bit is 0, as SpikingJelly does (false drops them)")
     parser.add_argument("--cache_dtype", default="float32", help="float32 (exact) or float16 (half the size)")
     parser.add_argument("--cache_dir", default=None, help="where caches go (default: ROOT/adalif_frames)")
     parser.add_argument("--workers", type=Optional[int], default=None, help="processes (default: all cores)")
     parser.add_argument("--force", type=bool, default=False, help="rebuild the cache even if it exists")
     return parser
+
+
+def import_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif import-weights",
+        description="Turn a state dict saved by the official AR-LIF code into an adalif checkpoint of a recipe's model, "
+        "so that `adalif eval` and the analysis tools run on networks trained with the official code. Every key must "
+        "map and every shape fit, or nothing is written and the error names the key. Example: adalif import-weights "
+        "--from arlif-official logs/.../checkpoint_max.pth --config configs/arlif_cifar10_resnet18_T4.yaml --out r18.ckpt",
+    )
+    parser.add_argument("state_dict", help="a file saved by the official train.py (checkpoint['net']) or AR-LIF-PSN "
+                        "train_vgg.py (checkpoint['model']), or a bare state dict")
+    parser.add_argument("--from", dest="source", default="arlif-official", help="who saved it: arlif-official")
+    parser.add_argument("--config", required=True, help="the adalif recipe config of the same model (configs/arlif_*.yaml)")
+    parser.add_argument("--out", required=True, help="the adalif checkpoint to write (.ckpt)")
+    parser.add_argument("--arch", default=None, help="official architecture (default: from the key names): spiking_resnet18, "
+                        "spiking_vgg11_bn, spiking_vgg13_bn, vggsnn, psn_vggsnn")
+    return parser
+
+
+def _import_weights(rest: List[str]) -> int:
+    from .run import import_weights
+
+    args = import_parser().parse_args(rest)
+    out = import_weights(args.state_dict, parse_config(["--config", args.config]), args.out, args.source, args.arch)
+    print(f"{args.state_dict} -> {out}")
+    return 0
 
 
 def _prepare(rest: List[str]) -> int:
@@ -128,15 +157,19 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "train a model from a YAML config", "eval": "evaluate a checkpoint",
-                "prepare": "build the frame cache of an event dataset"}
+                "prepare": "build the frame cache of an event dataset",
+                "import-weights": "turn an official AR-LIF state dict into an adalif checkpoint"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare} ...\n\nadalif: deep spiking neural networks with adaptive LIF neurons.\n")
+        print("usage: adalif {train,eval,prepare,import-weights} ...\n\n"
+              "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
-            print(f"  {name:<7} {text} (adalif {name} --help)")
+            print(f"  {name:<14} {text} (adalif {name} --help)")
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     command, rest = argv[0], argv[1:]
     if command == "prepare":
         return _prepare(rest)
+    if command == "import-weights":
+        return _import_weights(rest)
     if command == "train":
         from .run import train
 

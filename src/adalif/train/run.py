@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Dict, NamedTuple, Optional
 
 import lightning as L
@@ -102,6 +102,9 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
     """Train, evaluate every epoch on the test split, and write ``summary.json`` in the run directory.
     ``callbacks``: extra Lightning callbacks."""
     validate(cfg)
+    from ..data.registry import explicit_options
+
+    cfg = replace(cfg, data=replace(cfg.data, options=explicit_options(cfg.data.name, cfg.data.options)))
     start = time.perf_counter()
     run_dir = _prepare_run_dir(cfg)
     resume = _resume_path(cfg, run_dir)
@@ -158,3 +161,31 @@ def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dic
     )
     metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
     return {"accuracy": metrics["val/acc"], "loss": metrics["val/loss"], "firing_rate": metrics.get("val/fr", float("nan"))}
+
+
+IMPORT_SOURCES = ("arlif-official",)
+
+
+def import_weights(state_dict_path: str, cfg: RunConfig, out: str, source: str = "arlif-official",
+                   arch: Optional[str] = None) -> str:
+    """Write an adalif checkpoint (``adalif eval`` and the analysis tools read it) holding the
+    weights of ``state_dict_path``, saved by ``source``, on the model of ``cfg``."""
+    from ..compat.arlif_official import convert_state_dict, load_official_state_dict
+    from ..data.registry import dataset_info, explicit_options
+
+    if source not in IMPORT_SOURCES:
+        raise ValueError(f"from: got {source!r}, expected one of {list(IMPORT_SOURCES)}")
+    info = dataset_info(cfg.data.name)
+    cfg = replace(cfg, data=replace(cfg.data, options=explicit_options(cfg.data.name, cfg.data.options)))
+    module = SpikingClassifier(
+        asdict(cfg.model), asdict(cfg.loss), asdict(cfg.optim), asdict(cfg.schedule), T=cfg.data.T,
+        num_classes=info.num_classes, in_channels=info.in_channels,
+    )
+    imported = convert_state_dict(load_official_state_dict(state_dict_path), module.model, arch)
+    module.model.load_state_dict(imported.state_dict)
+    metadata = RunMetadata(asdict(cfg)).metadata(module)
+    metadata["imported_from"] = {"source": source, "path": os.path.abspath(state_dict_path), "arch": imported.arch}
+    checkpoint = {"state_dict": module.state_dict(), "adalif": metadata, "epoch": 0, "global_step": 0,
+                  "pytorch-lightning_version": L.__version__}
+    AtomicCheckpointIO().save_checkpoint(checkpoint, out)
+    return out

@@ -1,0 +1,148 @@
+"""adalif neurons with SpikingJelly's ``activation_based`` calling convention.
+
+Most published SNN code is written for SpikingJelly: single-step modules called once per time
+step (``step_mode="s"``) or multi-step modules on ``[T, N, ...]`` (``step_mode="m"``), whose state
+persists between calls until ``functional.reset_net(net)`` calls ``reset()`` on every module that
+has one. The nodes here are the adalif neurons (same parameters, same kernels, same spikes and
+gradients as the multi-step adalif call) with that convention added::
+
+    from spikingjelly.activation_based import functional, layer
+    from adalif.compat.spikingjelly import ARLIFNode
+
+    net = nn.Sequential(layer.Conv2d(2, 16, 3, padding=1), layer.BatchNorm2d(16), ARLIFNode())
+    for x_t in x_seq:                 # single-step: T calls, the state carried between them
+        out = net(x_t)
+    functional.reset_net(net)         # or adalif.compat.spikingjelly.reset_net(net)
+
+This module imports nothing of SpikingJelly. SpikingJelly's ``reset_net`` logs a warning for
+every resettable module that is not its own ``MemoryModule``; :func:`reset_net` here does the
+same reset without it. A SpikingJelly surrogate object (``surrogate.Sigmoid``, ``surrogate.ATan``)
+passed as ``surrogate_function`` is translated to adalif's (same derivative); SpikingJelly's
+``backend="torch"``/``"cupy"`` select adalif's automatic kernel choice.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..neurons import ARLIF, DALIF, LIF, PLIF
+from ..surrogate import ATan, Sigmoid, Surrogate
+
+__all__ = ["StatefulNode", "LIFNode", "ParametricLIFNode", "DALIFNode", "ARLIFNode", "reset_net", "STEP_MODES"]
+
+STEP_MODES = ("s", "m")
+# SpikingJelly surrogates whose derivative adalif implements with the same formula and alpha.
+_SURROGATES = {"Sigmoid": Sigmoid, "ATan": ATan}
+# SpikingJelly backends: each means "the fastest exact path" here, which adalif picks itself.
+_SJ_BACKENDS = ("torch", "cupy")
+
+
+def _surrogate(obj) -> Surrogate:
+    """An adalif surrogate for an adalif one, a name or dict, or a SpikingJelly surrogate object."""
+    if isinstance(obj, (Surrogate, str, dict)):
+        return obj
+    kind = type(obj).__name__
+    if kind not in _SURROGATES or not hasattr(obj, "alpha"):
+        raise ValueError(
+            f"surrogate_function: cannot translate {kind}; pass an adalif surrogate (adalif.surrogate) or one of "
+            f"SpikingJelly's {sorted(_SURROGATES)}"
+        )
+    if not getattr(obj, "spiking", True):
+        raise ValueError(f"surrogate_function: {kind}(spiking=False) is not a spiking function")
+    return _SURROGATES[kind](float(obj.alpha))
+
+
+class StatefulNode(nn.Module):
+    """Mixin: keeps the neuron state between calls, as SpikingJelly's ``MemoryModule`` does.
+
+    ``step_mode="s"``: ``x`` is one step ``[N, ...]``; ``"m"``: ``x`` is ``[T, N, ...]``. Each call
+    continues from the state the previous call left, and the state keeps its autograd graph, so
+    backpropagation through time spans the calls. ``reset()`` forgets it. With
+    ``store_v_seq=True`` a multi-step call keeps the post-reset potentials in ``v_seq``.
+    """
+
+    def __init__(self, *args, step_mode: str = "s", store_v_seq: bool = False, surrogate_function=None, **kwargs):
+        if surrogate_function is not None:
+            if "surrogate" in kwargs:
+                raise ValueError("surrogate_function: give either surrogate or surrogate_function, not both")
+            kwargs["surrogate"] = _surrogate(surrogate_function)
+        if kwargs.get("backend") in _SJ_BACKENDS:
+            kwargs["backend"] = None
+        super().__init__(*args, **kwargs)
+        self.step_mode = step_mode
+        self.store_v_seq = bool(store_v_seq)
+        self.reset()
+
+    @property
+    def step_mode(self) -> str:
+        return self._step_mode
+
+    @step_mode.setter
+    def step_mode(self, value: str) -> None:
+        # SpikingJelly's functional.set_step_mode(net, "m") assigns this attribute on every module.
+        if value not in STEP_MODES:
+            raise ValueError(f"step_mode: got {value!r}, expected 's' (single-step) or 'm' (multi-step)")
+        self._step_mode = value
+
+    def reset(self) -> None:
+        """Forget the state: the next call starts from the neuron's initial state."""
+        self.state = None
+        self.v_seq = None
+
+    def detach(self) -> None:
+        """Cut the state's autograd graph (truncated BPTT), keeping its values."""
+        if self.state is not None:
+            self.state = type(self.state)(*(s.detach() for s in self.state))
+
+    @property
+    def v(self):
+        """The membrane potential after the last step (0 before the first, as SpikingJelly's float)."""
+        return 0.0 if self.state is None else self.state.v
+
+    def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.step(x, self.state)
+        self.state = out.state
+        return out.spikes
+
+    def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        out = self.run(x_seq, self.state, return_traces=self.store_v_seq)
+        self.state = out.state
+        if self.store_v_seq:
+            self.v_seq = out.v_seq
+        return out.spikes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.single_step_forward(x) if self.step_mode == "s" else self.multi_step_forward(x)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, step_mode={self.step_mode!r}"
+
+
+class LIFNode(StatefulNode, LIF):
+    """:class:`adalif.LIF` as a SpikingJelly ``LIFNode`` (same argument names and defaults but the
+    surrogate's, which adalif calls ``surrogate``; ``surrogate_function`` is accepted too)."""
+
+
+class ParametricLIFNode(StatefulNode, PLIF):
+    """:class:`adalif.PLIF` as a SpikingJelly ``ParametricLIFNode``."""
+
+
+class DALIFNode(StatefulNode, DALIF):
+    """:class:`adalif.DALIF` with SpikingJelly's calling convention."""
+
+
+class ARLIFNode(StatefulNode, ARLIF):
+    """:class:`adalif.ARLIF` with SpikingJelly's calling convention (the official AR-LIF code's
+    ``XLIF`` is a single-step SpikingJelly node: this is its drop-in replacement)."""
+
+
+def reset_net(net: nn.Module) -> None:
+    """Call ``reset()`` on every module of ``net`` that has one (SpikingJelly's ``reset_net``,
+    without its warning for modules that are not SpikingJelly's own)."""
+    for m in net.modules():
+        reset: Optional[callable] = getattr(m, "reset", None)
+        if callable(reset):
+            reset()
