@@ -104,7 +104,7 @@ def test_paper_config_runs_unchanged_on_its_dataset_files(path, trees, monkeypat
     assert x.dtype == torch.float32 and x.shape[-2:] == sets.size
     assert y.shape[0] == 2 and (y.dim() == 1 or torch.allclose(y.sum(1), torch.ones(2)))
     model = create_model(cfg.model.name, neuron=cfg.model.neuron, num_classes=sets.info.num_classes,
-                         in_channels=sets.info.in_channels, T=1, **cfg.model.options).eval()
+                         in_channels=sets.info.in_channels, T=1, input_size=sets.size[0], **cfg.model.options).eval()
     with torch.no_grad():
         # images are repeated over time by the model (direct encoding); frames are time-major
         inp = x[:1, :1].transpose(0, 1) if x.dim() == 5 else x[:1]

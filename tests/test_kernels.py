@@ -57,7 +57,11 @@ def compare(make, backend, x, *, state=None, dtype=None, rtol=1e-5, atol=1e-5, t
         grads = torch.autograd.grad(loss, wrt, allow_unused=True)
         results[name] = (out, grads)
     (ref, g_ref), (fast, g_fast) = results["reference"], results[backend]
-    assert fast.spikes.dtype == (dtype or x.dtype)
+    # One contract for every backend: spikes, state and traces in the input's dtype. The casts
+    # below only bring a half-precision run to the float32 reference's dtype for comparison.
+    fast_dtype = dtype or x.dtype
+    outputs = [fast.spikes, *fast.state, *((fast.h_seq, fast.v_seq) if traces else ())]
+    assert all(t.dtype == fast_dtype for t in outputs), [t.dtype for t in outputs]
     assert torch.equal(fast.spikes.to(ref.spikes.dtype), ref.spikes), "spikes differ"
     for a, b in zip(fast.state, ref.state):
         torch.testing.assert_close(a.to(b.dtype), b, rtol=rtol, atol=atol)
@@ -122,7 +126,61 @@ def test_no_grad_inference_saves_nothing_and_matches(backend):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("backend", FAST)
+@pytest.mark.parametrize("case", ["lif_soft_detach_triangle", "arlif"])
+def test_half_inputs_compute_in_float32_with_float32_coefficients(case, backend):
+    """The fast paths compute half inputs in float32: the same numbers as the float32 run, with
+    coefficients (LIF's k = 1/3) never rounded to float16 first, and state in the input dtype."""
+    x = (torch.randn(5, 3, 300) * 1.5).half()
+    half = CASES[case](backend).run(x, return_traces=True)
+    single = CASES[case](backend).run(x.float(), return_traces=True)
+    assert half.state[0].dtype == half.h_seq.dtype == torch.float16
+    assert torch.equal(half.spikes.float(), single.spikes)
+    assert torch.equal(half.h_seq, single.h_seq.half())
+    assert all(torch.equal(a, b.half()) for a, b in zip(half.state, single.state))
+
+
 # -- selection ---------------------------------------------------------------------------------
+class DoubledSigmoid(Sigmoid):
+    """A user's surrogate: Sigmoid's forward, but its own derivative."""
+
+    def derivative(self, u):
+        return 2.0 * super().derivative(u)
+
+
+def test_subclassed_surrogate_gets_its_own_derivative_and_one_warning(monkeypatch, caplog):
+    monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
+    monkeypatch.setattr(dispatch, "_warned", set())
+    x = torch.randn(3, 2, dispatch.AUTO_CPU_MIN_STEP_NUMEL // 2)
+    grads = {}
+    for name, surrogate in (("custom", DoubledSigmoid(4.0)), ("builtin", Sigmoid(4.0))):
+        xi = x.clone().requires_grad_()
+        neuron = LIF(surrogate=surrogate)
+        with caplog.at_level("WARNING", logger="adalif.kernels"):
+            neuron(xi).sum().backward()
+            neuron(x)
+        grads[name] = (xi.grad, neuron.last_backend)
+    assert grads["custom"][1] == "reference" and grads["builtin"][1] == "cpu"
+    assert not torch.allclose(grads["custom"][0], grads["builtin"][0])
+    xr = x.clone().requires_grad_()
+    LIF(surrogate=DoubledSigmoid(4.0), backend="reference")(xr).sum().backward()
+    torch.testing.assert_close(grads["custom"][0], xr.grad)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "surrogate DoubledSigmoid is not one of the built-in surrogates" in warnings[0]
+    with pytest.raises(RuntimeError, match="backend 'cpu' cannot run: surrogate DoubledSigmoid is not one of the built-in"):
+        LIF(surrogate=DoubledSigmoid(4.0), backend="cpu")(x)
+
+
+def test_automatic_choice_on_other_devices_is_the_reference_with_one_warning(monkeypatch, caplog):
+    monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
+    monkeypatch.setattr(dispatch, "_warned", set())
+    neuron = DALIF()
+    x = torch.empty(2, 4, dispatch.AUTO_CPU_MIN_STEP_NUMEL, device="meta")  # stands for MPS or XPU
+    with caplog.at_level("WARNING", logger="adalif.kernels"):
+        for _ in range(3):
+            assert dispatch.select("dalif", None, x, neuron.params(x.dim() - 1)) == "reference"
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["adalif dalif: using the reference loop (slower) because no fused kernel runs on meta tensors"]
 def test_automatic_selection_by_size_and_configuration(monkeypatch):
     monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
     small = torch.randn(2, 4, 10)
@@ -136,6 +194,8 @@ def test_automatic_selection_by_size_and_configuration(monkeypatch):
         smooth = LIF(surrogate=Sigmoid(4.0, spiking=False))
         smooth(large)
         assert smooth.last_backend == "reference"
+        small_only = LIF()
+        small_only(small)  # small inputs use the reference by design: no warning is due
 
 
 def test_environment_variable_and_argument_override(monkeypatch):
@@ -223,3 +283,23 @@ def test_missing_triton_is_reported_with_the_reason(monkeypatch):
     monkeypatch.setattr(dispatch, "_TRITON_INSTALLED", False)
     with pytest.raises(RuntimeError, match="backend 'triton' cannot run: the triton package is not installed"):
         DALIF(backend="triton")(torch.randn(2, 3, 4))
+
+
+import triton.language as tl  # noqa: E402
+
+from adalif.kernels.triton_impl import _step_base  # noqa: E402
+
+
+@triton.jit
+def _offsets_kernel(out_ptr, T, N):
+    for t in range(T):
+        tl.store(out_ptr + t, _step_base(t, N))
+
+
+def test_triton_step_offsets_are_64_bit_past_2_to_the_31():
+    """T·N >= 2^31 elements: the step offset t·N must not wrap in 32 bits. The helper every kernel
+    uses is checked on the numbers of such a tensor without allocating it."""
+    N = 3 * 2**29  # 1,610,612,736 neurons per step: step 2 starts at 3,221,225,472 > 2^31
+    out = torch.zeros(3, dtype=torch.int64)
+    _offsets_kernel[(1,)](out, 3, N)
+    assert out.tolist() == [0, N, 2 * N]

@@ -138,3 +138,21 @@ def test_per_step_dropout_draws_a_fresh_mask_for_every_step():
         dropout(0.5, "per_sample")
     with pytest.raises(ValueError, match="p: expected a dropout probability"):
         dropout(1.0, "per_step")
+
+
+@pytest.mark.parametrize("mode", ["time_batch", "per_step"])
+@pytest.mark.parametrize("shape", [(3, 4, 5), (3, 4, 5, 7)], ids=["TBC", "TBCL"])
+def test_time_batch_norm_on_features_and_sequences_equals_batchnorm1d(shape, mode):
+    torch.manual_seed(0)
+    x = torch.randn(*shape) * 2 + 1
+    ours = TimeBatchNorm(5, mode=mode)
+    reference = nn.BatchNorm1d(5)
+    y = ours(x)
+    if mode == "time_batch":
+        expect = reference(x.flatten(0, 1)).reshape(shape)
+    else:
+        expect = torch.stack([reference(x[t]) for t in range(shape[0])])
+    torch.testing.assert_close(y, expect, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(ours.bn.running_var, reference.running_var, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match=r"x: expected \[T, B, C\], \[T, B, C, L\] or \[T, B, C, H, W\], got shape \(3, 4\)"):
+        ours(torch.randn(3, 4))

@@ -97,6 +97,64 @@ def test_an_existing_run_is_never_overwritten_unless_asked(tmp_path):
     train(config(tmp_path, "--trainer.max_epochs", "1", "--name", "r", "--overwrite", "true"))
 
 
+@pytest.mark.parametrize("args, message", [
+    (["--model.options", "{depth: 3}"], "model.depth: not an option of digits_cnn"),
+    (["--model.neuron", "{name: arlif, decay: nan}"], "decay"),
+    (["--loss.kind", "hinge"], "loss.kind: unknown value 'hinge'"),
+    (["--loss.lamb", "2.0"], "loss.lamb: expected a weight in [0, 1]"),
+    (["--trainer.strategy", "ddpp"], "trainer.strategy: got 'ddpp', expected one of"),
+    (["--trainer.accelerator", "npu"], "trainer.accelerator: got 'npu'"),
+    (["--trainer.devices", "0"], "trainer.devices: got 0"),
+])
+def test_a_bad_config_never_deletes_the_previous_run(tmp_path, capsys, args, message):
+    """--overwrite true removes the old run only once the whole config is known to be good."""
+    train(config(tmp_path, "--trainer.max_epochs", "1", "--name", "r"))
+    before = sorted(os.listdir(tmp_path / "r" / "checkpoints"))
+    code = main(["train", "--output_dir", str(tmp_path), "--name", "r", "--overwrite", "true", *args])
+    assert code == 2 and message in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path / "r" / "checkpoints")) == before == ["best.ckpt", "last.ckpt"]
+
+
+def test_a_bug_during_training_keeps_its_traceback(tmp_path, monkeypatch, capsys):
+    """Only configuration and dataset errors become one-line messages; a ValueError raised by code
+    during training is a bug and propagates."""
+    from adalif.train.module import SpikingClassifier
+
+    def broken(self, batch, batch_idx):
+        raise ValueError("a bug deep inside the training step")
+
+    monkeypatch.setattr(SpikingClassifier, "training_step", broken)
+    with pytest.raises(ValueError, match="a bug deep inside the training step"):
+        main(["train", "--output_dir", str(tmp_path), "--trainer.max_epochs", "1", "--trainer.progress_bar", "false"])
+    assert "adalif: error" not in capsys.readouterr().err
+
+
+def test_the_model_takes_time_major_sequences_as_they_are(tmp_path):
+    """The data module makes event batches time-major once; the model never transposes."""
+    cfg = config(tmp_path, "--data.name", "digits_events", "--data.T", "3")
+    data, module = build(cfg)
+    data.setup()
+    x, y = next(iter(data.train_dataloader()))
+    assert x.shape[:2] == (32, 3)  # the loader's batch: [B, T, C, H, W]
+    x, y = data.on_after_batch_transfer((x, y), 0)
+    assert x.shape[:2] == (3, 32)
+    assert module(x).shape == (3, 32, 10)
+    seq = torch.rand(5, 2, 2, 20, 20)  # [T=5, B=2, ...] must stay [T, B]: no guessing from the rank
+    assert module(seq).shape == (5, 2, 10)
+
+
+def test_model_sizes_come_from_the_data(tmp_path):
+    from adalif.train.config import validate
+
+    cfg = config(tmp_path, "--data.name", "digits_events", "--data.options", "{size: 10}", "--model.name", "vggsnn",
+                 "--model.options", "{}")
+    with pytest.raises(ValueError, match="input_size: VGGSNN's four 2x2 poolings need a multiple of 16, got 10"):
+        validate(cfg)
+    cfg = config(tmp_path, "--data.name", "digits_events", "--model.name", "vggsnn", "--model.options", "{input_size: 48}")
+    with pytest.raises(ValueError, match="model.options.input_size: 48 differs from the data's input size 20"):
+        validate(cfg)
+
+
 def test_missing_and_corrupt_checkpoints_on_resume_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="resume: checkpoint .*nope.ckpt' does not exist"):
         train(config(tmp_path, "--resume", str(tmp_path / "nope.ckpt")))
@@ -151,6 +209,20 @@ def test_ddp_two_processes_on_cpu_equal_one_process_on_the_global_batch(tmp_path
     assert one.keys() == two.keys()
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-5, atol=1e-6, msg=key)
+    # Evaluation is sharded (each process its half) and reduced exactly: the same 64 test samples
+    # (2 batches of 32, or 2 x 2 of 16), none counted twice, and the same loss and accuracy.
+    metrics = {run: _last_eval_metrics(tmp_path / run) for run in ("one", "two")}
+    assert metrics["one"]["val/samples"] == metrics["two"]["val/samples"] == 64
+    assert metrics["two"]["val/acc"] == pytest.approx(metrics["one"]["val/acc"], abs=1e-6)
+    assert metrics["two"]["val/loss"] == pytest.approx(metrics["one"]["val/loss"], rel=1e-5)
+
+
+def _last_eval_metrics(run_dir):
+    import csv
+
+    with open(os.path.join(run_dir, "logs", "version_0", "metrics.csv")) as fh:
+        rows = [r for r in csv.DictReader(fh) if r.get("val/acc")]
+    return {k: float(rows[-1][k]) for k in ("val/acc", "val/loss", "val/samples")}
 
 
 def test_an_interrupted_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):

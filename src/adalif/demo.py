@@ -11,13 +11,15 @@ import logging
 import os
 import time
 import warnings
-from pathlib import Path
+from importlib import resources
 
 CONFIGS = ["digits_dalif", "digits_arlif", "digits_events_dalif", "digits_events_arlif"]
 
 
-def _config_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "configs"
+def _config_dir() -> str:
+    # Shipped as package data (configs/ at the top of the repository links to it), so the demo
+    # runs from an installed, non-editable package too.
+    return str(resources.files("adalif") / "configs")
 
 
 def main(argv=None) -> None:

@@ -32,7 +32,8 @@ class SeqToANN(nn.Sequential):
 
 
 class TimeBatchNorm(nn.Module):
-    """Batch norm of ``[T, B, C, H, W]`` inputs, one set of affine parameters for all steps.
+    """Batch norm of ``[T, B, C, H, W]``, ``[T, B, C, L]`` or ``[T, B, C]`` inputs, one set of affine
+    parameters for all steps.
 
     ``mode`` decides the statistics used in training (in eval mode both use the running
     statistics, so eval outputs do not depend on it):
@@ -68,7 +69,13 @@ class TimeBatchNorm(nn.Module):
         self._mode = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        T, B = x.shape[:2]
+        if not 3 <= x.dim() <= 5:
+            raise ValueError(f"x: expected [T, B, C], [T, B, C, L] or [T, B, C, H, W], got shape {tuple(x.shape)}")
+        shape = x.shape
+        # Trailing dimensions of size 1: BatchNorm2d's statistics over (N, H, W) are then those of
+        # BatchNorm1d over (N, L) or (N,), and one child module serves every layout.
+        x = x.reshape(*shape, *([1] * (5 - x.dim())))
+        T, B = shape[:2]
         batch_statistics = self.bn.training or self.bn.running_mean is None
         if self.mode == "per_step" and batch_statistics:
             # The child BN called once per step, in time order: its own kernel (and, once
@@ -82,7 +89,7 @@ class TimeBatchNorm(nn.Module):
             # gamma * (scale * x_hat) + beta, from BN's output gamma * x_hat + beta.
             bias = self.bn.bias.view(1, -1, *([1] * (y.dim() - 2))) if self.bn.bias is not None else 0.0
             y = (y - bias) * self.scale + bias
-        return y.unflatten(0, (T, B))
+        return y.reshape(shape)
 
     def extra_repr(self) -> str:
         scale = f", scale={self.scale:.4g}" if self.scale != 1.0 else ""

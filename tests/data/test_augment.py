@@ -36,6 +36,15 @@ def test_per_sample_choice_draws_distinct_candidates_per_row():
     assert torch.all(counts > 80)  # each op chosen for about half the rows (per-row, not per-batch)
 
 
+def test_per_sample_choice_never_reads_the_device_batch_back():
+    """The batch lives on the meta device, which has no data: any device-to-host read of it (the
+    nonzero() per candidate that synchronised a GPU about 28 times per RandAugment batch) would
+    raise. Only the host-side draw is read."""
+    x = torch.zeros(64, 1, 2, 2, device="meta")
+    out = PerSample([AddK(k) for k in range(4)], n=2)(x)
+    assert out.shape == x.shape and out.device.type == "meta"
+
+
 def test_frame_ops_move_all_time_steps_of_a_sample_identically():
     torch.manual_seed(1)
     frame = torch.rand(6, 1, 2, 16, 16)

@@ -16,7 +16,7 @@ import os
 import re
 from typing import List, NamedTuple, Optional
 
-from .errors import missing_files
+from .errors import MissingFileError, missing_files
 
 SOURCE = "figshare article 4724671 'CIFAR10-DVS New' (one zip per class; extract all ten into one folder)"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -89,7 +89,7 @@ def layout(root, files_per_class: Optional[int] = None):
         absent = [i for i in range(files_per_class) if i not in present]
         if absent:
             shown = ", ".join(file_name(label, i) for i in absent[:3]) + (" ..." if len(absent) > 3 else "")
-            raise FileNotFoundError(
+            raise MissingFileError(
                 f"cifar10_dvs: {len(absent)} of {files_per_class} recordings of class {cls!r} are missing under "
                 f"{root!r} ({shown}); adalif never downloads: get {SOURCE}"
             )

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import DatasetFileError, dataset_folder, missing_files
+from .errors import DatasetFileError, MissingFileError, dataset_folder, missing_files
 
 SOURCES = {
     "tiny_imagenet": "http://cs231n.stanford.edu/tiny-imagenet-200.zip (extract it: tiny-imagenet-200/)",
@@ -67,7 +67,7 @@ def tiny_imagenet(root, train: bool) -> ImageList:
         for wnid in classes:
             folder = os.path.join(root, "train", wnid, "images")
             if not os.path.isdir(folder):
-                raise FileNotFoundError(f"tiny_imagenet: missing folder {folder} (wnids.txt lists {wnid})")
+                raise MissingFileError(f"tiny_imagenet: missing folder {folder} (wnids.txt lists {wnid})")
             found = _images_in(folder)
             paths += found
             labels += [index[wnid]] * len(found)
@@ -102,7 +102,7 @@ def _read_val_labels(path: str, root: str) -> dict:
     if rows and all(r.isdigit() for r in rows):
         meta = os.path.join(os.path.dirname(path), "meta.mat")
         if not os.path.isfile(meta):
-            raise FileNotFoundError(f"imagenet: {path} holds devkit ids; their WNIDs come from {meta}, which is missing")
+            raise MissingFileError(f"imagenet: {path} holds devkit ids; their WNIDs come from {meta}, which is missing")
         from scipy.io import loadmat  # a dependency of scikit-learn
 
         synsets = loadmat(meta, squeeze_me=True)["synsets"]
@@ -151,7 +151,7 @@ def imagenet(root, train: bool, val_labels: Optional[str] = None) -> ImageList:
     ]
     found_labels = next((c for c in candidates if os.path.isfile(c)), None)
     if found_labels is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"imagenet: val/ is flat but no label file was found (looked for {', '.join(candidates)}); pass "
             f"data.options.val_labels, or reorganise val/ into val/<wnid>/ folders"
         )

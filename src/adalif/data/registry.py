@@ -109,6 +109,26 @@ def frame_spec(name: str, T: int, options: Mapping[str, Any]) -> FrameSpec:
         raise ValueError(f"data.options.{'cache_dtype' if key == 'dtype' else key}{str(err)[len(key):]}") from None
 
 
+def input_size(name: str, options: Mapping[str, Any]) -> Tuple[int, int]:
+    """``(H, W)`` of the batches of dataset ``name`` with ``options``, without reading a file: the
+    one place a model's input size comes from."""
+    from . import digits
+
+    if name == "digits":
+        return (8, 8)
+    if name == "digits_events":
+        side = int(options.get("size", digits.CANVAS))
+    elif name in ("cifar10", "cifar100"):
+        side = 32
+    elif name == "tiny_imagenet":
+        side = 64
+    elif name == "imagenet":
+        side = int(options.get("crop", 224))
+    else:
+        side = options.get("size") or 128
+    return (side, side)
+
+
 def batch_augment(info: DatasetInfo, options: Mapping[str, Any], size: Tuple[int, int]):
     """The :class:`~adalif.data.augment.BatchAugment` of a dataset and its options, or None when it
     would be the identity."""
@@ -198,25 +218,26 @@ def build(name: str, root: Optional[str], T: int, options: Mapping[str, Any]) ->
     options = dict(options)
     if name == "digits":
         split = digits.load_static()
-        return Sets(TensorDataset(split.x_train, split.y_train), TensorDataset(split.x_test, split.y_test), info, (8, 8))
+        return Sets(TensorDataset(split.x_train, split.y_train), TensorDataset(split.x_test, split.y_test), info,
+                    input_size(name, options))
     if name == "digits_events":
         extra = {k: options[k] for k in ("size", "split_by") if k in options}
         split = digits.load_events(T=T, seed=options.get("event_seed", 0), **extra)
-        side = split.x_train.shape[-1]
-        return Sets(TensorDataset(split.x_train, split.y_train), TensorDataset(split.x_test, split.y_test), info, (side, side))
+        return Sets(TensorDataset(split.x_train, split.y_train), TensorDataset(split.x_test, split.y_test), info,
+                    input_size(name, options))
     if root is None:
         raise ValueError(f"data.root: {name} needs the folder of its official files ({info.source})")
     if name in ("cifar10", "cifar100"):
         parts = [cifar.load(name, root, train) for train in (True, False)]
         sets = [TensorDataset(torch.from_numpy(p.images), torch.from_numpy(p.labels)) for p in parts]
-        return Sets(sets[0], sets[1], info, (32, 32))
+        return Sets(sets[0], sets[1], info, input_size(name, options))
     if name == "tiny_imagenet":
         return Sets(images.ImageDataset(images.tiny_imagenet(root, True)), images.ImageDataset(images.tiny_imagenet(root, False)),
-                    info, (64, 64))
+                    info, input_size(name, options))
     if name == "imagenet":
         from functools import partial
 
-        crop, resize = int(options.get("crop", 224)), int(options.get("resize", 256))
+        crop, resize = input_size(name, options)[0], int(options.get("resize", 256))
         scale = tuple(options.get("scale", (0.08, 1.0)))
         train_tf = (partial(images.random_resized_crop, size=crop, scale=scale)
                     if any(a.startswith("random_resized_crop") for a in options.get("augment", []))
@@ -224,7 +245,7 @@ def build(name: str, root: Optional[str], T: int, options: Mapping[str, Any]) ->
         test_tf = partial(images.resize_center_crop, resize=resize, crop=crop)
         val_labels = options.get("val_labels")
         return Sets(images.ImageDataset(images.imagenet(root, True), train_tf),
-                    images.ImageDataset(images.imagenet(root, False, val_labels), test_tf), info, (crop, crop))
+                    images.ImageDataset(images.imagenet(root, False, val_labels), test_tf), info, input_size(name, options))
     spec = frame_spec(name, T, options)
     target = prepare(name, root, spec, options.get("cache_dir"), options.get("workers"))
     frames = cache.load(target, spec)
@@ -235,8 +256,7 @@ def build(name: str, root: Optional[str], T: int, options: Mapping[str, Any]) ->
 
         labels = relabel(labels, options.get("label_order", "csv"))
     sets = [FrameDataset(target, cache.group_indices(frames, split, train), labels) for train in (True, False)]
-    side = spec.size or 128
-    return Sets(sets[0], sets[1], info, (side, side))
+    return Sets(sets[0], sets[1], info, input_size(name, options))
 
 
 def check_root(name: str, root: Optional[str], T: int, options: Mapping[str, Any]) -> None:

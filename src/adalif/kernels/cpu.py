@@ -186,16 +186,24 @@ _COMPILED = {}
 
 
 def _compiled(fn):
-    """One ``torch.compile`` wrapper per function; graphs are specialised by dynamo's guards."""
+    """One ``torch.compile`` wrapper per function, with dynamic shapes: one graph serves every
+    layer shape, so a network compiles each neuron configuration once, not once per layer."""
     if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, fullgraph=True)
+        _COMPILED[fn] = torch.compile(fn, fullgraph=True, dynamic=True)
     return _COMPILED[fn]
 
 
 def _call(fn, *args):
+    # Detached: the inputs are reshaped views of the caller's tensors, and dynamo would guard on
+    # the shape of each view's base (a 5-D activation and a 3-D one would then need two graphs).
+    # (The custom ops own autograd; nothing here needs a graph.)
+    args = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
+    # No duck sizing: two dimensions that happen to be equal must not be specialised as equal.
     # Each (T, dtype, surrogate, flags) is its own graph; the default limit of 8 graphs per
     # function would silently fall back to eager after a few configurations.
-    with torch._dynamo.config.patch(recompile_limit=512, accumulated_recompile_limit=4096):
+    with torch.fx.experimental._config.patch(use_duck_shape=False), torch._dynamo.config.patch(
+        recompile_limit=512, accumulated_recompile_limit=4096
+    ):
         return _compiled(fn)(*args)
 
 

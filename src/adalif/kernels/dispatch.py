@@ -12,9 +12,11 @@ environment variable, then automatic: ``triton`` for CUDA tensors, ``cpu`` for C
 with at least :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons (below that the compile warm-up costs more
 than it saves), else ``reference``. The chosen name is logged at debug level and kept on the
 module (``neuron.last_backend``). A requested backend that cannot run raises and says why; it
-never falls back silently. Configurations the fast paths do not cover (a non-spiking
-surrogate, a decay tensor that is neither per layer nor per channel) use the reference when the
-choice is automatic.
+never falls back silently. Configurations the fast paths do not cover (a surrogate that is not
+exactly one of the built-in classes, a subclass included, since the kernels evaluate the built-in
+derivatives; a non-spiking surrogate; a decay tensor that is neither per layer nor per channel;
+a device other than CPU and CUDA) use the reference when the choice is automatic, and say so
+once per reason with a WARNING of the ``adalif.kernels`` logger.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 
 from .. import functional as F
+from ..surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle
 from . import cpu, ops  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
 
 log = logging.getLogger("adalif.kernels")
@@ -38,7 +41,18 @@ ENV_VAR = "ADALIF_BACKEND"
 AUTO_CPU_MIN_STEP_NUMEL = 1 << 14
 
 _REFERENCE = {"lif": F.lif_step, "dalif": F.dalif_step, "arlif": F.arlif_step}
-_KERNEL_SURROGATES = ("rectangle", "triangle", "sigmoid", "atan", "dspike")
+#: The surrogates whose derivative the kernels evaluate in-kernel: these exact classes only, since
+#: a subclass may override ``derivative`` and only the reference loop would honour it.
+KERNEL_SURROGATES = (Rectangle, Triangle, Sigmoid, ATan, DspikeTanh)
+_warned = set()
+
+
+def _warn_once(message: str, *args) -> None:
+    """A WARNING on the ``adalif.kernels`` logger, once per distinct message in a process."""
+    key = message % args
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
 
 
 def check_backend_name(name: Optional[str], where: str) -> Optional[str]:
@@ -72,10 +86,11 @@ def _param_layout(p, step_shape) -> Optional[int]:
 
 def _unsupported_reason(family: str, x: torch.Tensor, params: NamedTuple) -> Optional[str]:
     sg = params.surrogate
+    if type(sg) not in KERNEL_SURROGATES:
+        return (f"surrogate {type(sg).__name__} is not one of the built-in surrogates that the fused kernels "
+                f"implement ({', '.join(c.__name__ for c in KERNEL_SURROGATES)}; a subclass may change the derivative)")
     if not sg.spiking:
         return "the fused kernels implement spiking surrogates only (spiking=False needs the reference)"
-    if sg.kind not in _KERNEL_SURROGATES:
-        return f"surrogate {type(sg).__name__} has no fused-kernel twin"
     if family == "dalif":
         for name in ("alpha", "beta"):
             if _param_layout(getattr(params, name), x.shape[1:]) is None:
@@ -89,13 +104,16 @@ def select(family: str, requested: Optional[str], x: torch.Tensor, params: Named
     """The backend that will run: the request, else ``$ADALIF_BACKEND``, else automatic."""
     name = requested or check_backend_name(os.environ.get(ENV_VAR) or None, ENV_VAR)
     if name is None:
-        if _unsupported_reason(family, x, params) is not None:
-            return "reference"
-        if x.is_cuda:
+        reason = _unsupported_reason(family, x, params)
+        if reason is None and x.device.type not in ("cpu", "cuda"):
+            reason = f"no fused kernel runs on {x.device.type} tensors"
+        if reason is None and x.is_cuda:
             reason = triton_unavailable_reason(x.device)
             if reason is None:
                 return "triton"
-            log.warning("adalif: using the reference loop on %s because %s", x.device, reason)
+        if reason is not None:
+            # The reference loop is several times slower: say so, once per reason.
+            _warn_once("adalif %s: using the reference loop (slower) because %s", family, reason)
             return "reference"
         if x[0].numel() >= AUTO_CPU_MIN_STEP_NUMEL and _cpu_reason() is None:
             return "cpu"
@@ -128,16 +146,20 @@ class LIFCoefficients(NamedTuple):
 
 
 def lif_coefficients(family: str, params: NamedTuple, like: torch.Tensor) -> LIFCoefficients:
-    """Map LIF/PLIF (:math:`k`, ``decay_input``, ``v_reset``) or DA-LIF (:math:`\\alpha, \\beta`) onto the op."""
-    as_vector = lambda p: (p if isinstance(p, torch.Tensor) else like.new_tensor(p)).reshape(-1)  # noqa: E731
+    """Map LIF/PLIF (:math:`k`, ``decay_input``, ``v_reset``) or DA-LIF (:math:`\\alpha, \\beta`) onto the op.
+
+    Coefficients are computed in the kernels' compute dtype (float32 for half inputs): a decay
+    such as 1/3 rounded to float16 first would change an fp32 computation."""
+    cd = cpu.compute_dtype(like.dtype)
+    as_vector = lambda p: (p if isinstance(p, torch.Tensor) else torch.tensor(p, dtype=cd, device=like.device)).reshape(-1)  # noqa: E731
     if family == "dalif":
-        zero = like.new_zeros(1)
+        zero = like.new_zeros(1, dtype=cd)
         return LIFCoefficients(as_vector(params.alpha), as_vector(params.beta), zero, 0.0, not params.soft_reset)
     k = as_vector(params.decay)
     hard = params.v_reset is not None
     v_reset = params.v_reset if hard else 0.0
-    alpha = k if params.decay_input else like.new_ones(1)
-    gamma = k * v_reset if v_reset != 0.0 else like.new_zeros(1)
+    alpha = k if params.decay_input else like.new_ones(1, dtype=cd)
+    gamma = k * v_reset if v_reset != 0.0 else like.new_zeros(1, dtype=cd)
     return LIFCoefficients(alpha, 1.0 - k, gamma, v_reset, hard)
 
 
@@ -187,11 +209,12 @@ def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
         float(params.v_threshold), float(co.v_reset), co.hard, bool(params.detach_reset),
         sg.kind, sg.alpha, save, impl,
     )
+    # One contract for every backend: state and traces in the input's dtype.
     spikes = s.reshape(x.shape)
-    v = v.reshape(x.shape[1:])
+    v = v.reshape(x.shape[1:]).to(x.dtype)
     if not return_traces:
         return F.SequenceOutput(spikes, F.LIFState(v))
-    h_seq = h_seq.reshape(x.shape)
+    h_seq = h_seq.reshape(x.shape).to(x.dtype)
     s_reset = spikes.detach() if params.detach_reset else spikes
     if co.hard:
         v_seq = h_seq * (1 - s_reset) + co.v_reset * s_reset
@@ -201,7 +224,8 @@ def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
 
 
 def _run_arlif(x, state, params, impl, return_traces) -> F.SequenceOutput:
-    as_tensor = lambda p: p if isinstance(p, torch.Tensor) else x.new_tensor(p)  # noqa: E731
+    cd = cpu.compute_dtype(x.dtype)
+    as_tensor = lambda p: p if isinstance(p, torch.Tensor) else torch.tensor(p, dtype=cd, device=x.device)  # noqa: E731
     a, c = as_tensor(params.a), as_tensor(params.c)
     T = x.shape[0]
     shape = (1, 1, x[0].numel())
@@ -213,15 +237,15 @@ def _run_arlif(x, state, params, impl, return_traces) -> F.SequenceOutput:
         bool(params.adaptive_threshold), bool(params.carry_memory), sg.kind, sg.alpha, save, impl,
     )
     spikes = s.reshape(x.shape)
-    new_state = F.ARLIFState(v.reshape(x.shape[1:]), m.reshape(x.shape[1:]))
+    new_state = F.ARLIFState(v.reshape(x.shape[1:]).to(x.dtype), m.reshape(x.shape[1:]).to(x.dtype))
     if not return_traces:
         return F.SequenceOutput(spikes, new_state)
-    h_seq = h_seq.reshape(x.shape)
+    h_seq = h_seq.reshape(x.shape).to(x.dtype)
     theta = params.v_threshold
     if params.adaptive_threshold:
         theta = theta + torch.tanh(a) * torch.tanh(x)
     if params.adaptive_reset:
-        v_seq = h_seq - spikes * (theta + torch.sigmoid(m_seq.reshape(x.shape)))
+        v_seq = h_seq - spikes * (theta + torch.sigmoid(m_seq.reshape(x.shape).to(x.dtype)))
     else:
         v_seq = h_seq - spikes * theta
     return F.SequenceOutput(spikes, new_state, h_seq, v_seq)

@@ -53,6 +53,13 @@ def _surrogate(u, KIND: tl.constexpr, a, c):
 
 
 @triton.jit
+def _step_base(t, N):
+    """Offset of step ``t`` in a ``[T, N]`` tensor, in 64 bits: ``t * N`` in 32-bit arithmetic
+    overflows once T·N reaches 2^31 elements (an ImageNet stem at a large batch)."""
+    return tl.cast(t, tl.int64) * N
+
+
+@triton.jit
 def _param(ptr, offs, I, P, mask, DT: tl.constexpr):
     # Per-layer parameters have one element, per-channel ones P: channel = (n // I) % P.
     idx = tl.where(P > 1, (offs // I) % P, 0)
@@ -73,7 +80,7 @@ def _lif_fwd_kernel(
     gamma = _param(g_ptr, offs, I, Pg, mask, DT)
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(DT)
     for t in range(T):
-        base = t * N
+        base = _step_base(t, N)
         x = tl.load(x_ptr + base + offs, mask=mask, other=0.0).to(DT)
         h = beta * v + alpha * x + gamma
         fire = h >= v_threshold
@@ -103,7 +110,7 @@ def _lif_bwd_kernel(
     acc_g = tl.zeros([BLOCK], DT)
     for i in range(T):
         t = T - 1 - i
-        base = t * N
+        base = _step_base(t, N)
         h = tl.load(h_ptr + base + offs, mask=mask, other=0.0).to(DT)
         u = h - v_threshold
         s = tl.where(u >= 0, 1.0, 0.0)
@@ -203,7 +210,7 @@ def _arlif_fwd_kernel(
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(DT)
     m = tl.load(m0_ptr + offs, mask=mask, other=0.0).to(DT)
     for t in range(T):
-        base = t * N
+        base = _step_base(t, N)
         x = tl.load(x_ptr + base + offs, mask=mask, other=0.0).to(DT)
         h = decay * v + x
         theta = v_threshold + tl.zeros([BLOCK], DT)
@@ -247,7 +254,7 @@ def _arlif_bwd_kernel(
     acc_c = tl.zeros([BLOCK], DT)
     for i in range(T):
         t = T - 1 - i
-        base = t * N
+        base = _step_base(t, N)
         x = tl.load(x_ptr + base + offs, mask=mask, other=0.0).to(DT)
         h = tl.load(h_ptr + base + offs, mask=mask, other=0.0).to(DT)
         tanh_x = _tanh(x)

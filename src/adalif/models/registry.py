@@ -10,7 +10,7 @@ registered model with any neuron. A neuron spec is a name (``"lif"``, ``"plif"``
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Dict, Union
+from typing import Callable, Dict, Optional, Union
 
 from torch import nn
 
@@ -73,14 +73,16 @@ def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
     return make
 
 
-def create_model(name: str, *, neuron: NeuronSpec = "lif", bn: str = "time_batch", **kwargs) -> nn.Module:
+def create_model(name: str, *, neuron: NeuronSpec = "lif", bn: str = "time_batch", input_size: Optional[int] = None,
+                 **kwargs) -> nn.Module:
     """Build registered model ``name`` with any neuron; ``num_classes``, ``in_channels``, ``T``
     and model options default to the model's own. The model maps ``[B, C, H, W]`` (repeated T
     times) or ``[T, B, C, H, W]`` to per-step logits ``[T, B, num_classes]``.
 
     ``bn``: the training statistics of every batch norm, ``"time_batch"`` (over T·B) or
     ``"per_step"`` (over B, each step separately, as a single-step network called T times);
-    see :class:`~adalif.layers.TimeBatchNorm` and docs/models.md."""
+    see :class:`~adalif.layers.TimeBatchNorm` and docs/models.md. ``input_size``: the side of the
+    (square) input, for the models whose layers depend on it (``vggsnn``); the others ignore it."""
     if bn not in BN_MODES:
         raise ValueError(f"model.bn: got {bn!r}, expected one of {list(BN_MODES)}")
     if name not in _MODELS:
@@ -89,8 +91,24 @@ def create_model(name: str, *, neuron: NeuronSpec = "lif", bn: str = "time_batch
         value = kwargs.get(arg, 1)
         if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             raise ValueError(f"{arg}: expected an integer >= 1, got {value!r}")
-    allowed = set(inspect.signature(_MODELS[name]).parameters) - {"neuron"}
+    takes = set(inspect.signature(_MODELS[name]).parameters)
+    if input_size is not None and "input_size" in takes:
+        kwargs["input_size"] = input_size
+    allowed = takes - {"neuron"}
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"model.{unknown[0]}: not an option of {name}; expected one of {sorted(allowed)}")
     return set_batch_norm_mode(_MODELS[name](neuron_factory(neuron), **kwargs), bn)
+
+
+def model_for_data(name: str, neuron: NeuronSpec, options: Dict, *, num_classes: int, in_channels: int, T: int,
+                   input_size: Optional[int] = None) -> nn.Module:
+    """A run's model: its config's ``name``, ``neuron`` and ``options``, with the sizes of its data.
+    An ``options["input_size"]`` that differs from the data's is an error (a size typed twice)."""
+    options = dict(options)
+    given = options.pop("input_size", input_size)
+    if input_size is not None and given != input_size:
+        raise ValueError(f"model.options.input_size: {given!r} differs from the data's input size {input_size}; "
+                         f"leave it out, the data sets it")
+    return create_model(name, neuron=neuron, num_classes=num_classes, in_channels=in_channels, T=T,
+                        input_size=given, **options)

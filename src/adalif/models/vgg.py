@@ -47,7 +47,7 @@ def _vgg_bn(cfg, neuron, num_classes, in_channels, T, dropout, dropout_mode):
 
 
 @register_model
-def vgg11_bn(neuron: NeuronFactory, num_classes: int = 11, in_channels: int = 2, T: int = 20, dropout: float = 0.0,
+def vgg11_bn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
              dropout_mode: str = "shared") -> VGG:
     """AR-LIF ``spiking_vgg11_bn``: 8 spiking layers, AvgPool, AdaptiveAvgPool (7, 7), FC 25088->C.
     ``dropout_mode``: "shared" (one mask for all steps, SpikingJelly's layer.Dropout) or "per_step"."""
@@ -55,7 +55,7 @@ def vgg11_bn(neuron: NeuronFactory, num_classes: int = 11, in_channels: int = 2,
 
 
 @register_model
-def vgg13_bn(neuron: NeuronFactory, num_classes: int = 200, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
+def vgg13_bn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
              dropout_mode: str = "shared") -> VGG:
     """AR-LIF ``spiking_vgg13_bn``: 10 spiking layers, otherwise as VGG-11."""
     return _vgg_bn(VGG13, neuron, num_classes, in_channels, T, dropout, dropout_mode)
@@ -65,9 +65,12 @@ def vgg13_bn(neuron: NeuronFactory, num_classes: int = 200, in_channels: int = 3
 def vggsnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 2, T: int = 10, input_size: int = 48,
            dropout: float = 0.0, dropout_mode: str = "shared") -> VGG:
     """VGGSNN (TET): 8 spiking layers, 4 AvgPools, flatten, [dropout,] FC 512·(s/16)²->C.
-    ``input_size`` 48 (CIFAR10-DVS, 2 channels) or 64 (Tiny-ImageNet, 3 channels).
+    ``input_size``: the side of the input, a multiple of 16: 48 (CIFAR10-DVS, 2 channels) or 64
+    (Tiny-ImageNet, 3 channels); a run takes it from its data.
     ``dropout_mode="per_step"``: a fresh mask for every step and element, as the official AR-LIF
     CIFAR10-DVS classifier (``nn.Dropout`` on [N, T, 4608]); "shared" (default): one per sample."""
+    if not (isinstance(input_size, int) and input_size >= 16 and input_size % 16 == 0):
+        raise ValueError(f"input_size: VGGSNN's four 2x2 poolings need a multiple of 16, got {input_size!r}")
     side = input_size // 16
     head = nn.Sequential(
         SeqToANN(nn.Flatten()), dropout_layer(dropout, dropout_mode), SeqToANN(nn.Linear(512 * side * side, num_classes))

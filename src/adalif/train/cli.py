@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
+from ..errors import ConfigError, UserError
 from .config import RunConfig
 
 
@@ -134,10 +135,13 @@ def _prepare(rest: List[str]) -> int:
         else:
             options.pop("keep_invalid")
     if name not in EVENT_DATASETS:
-        raise ValueError(f"dataset: got {name!r}, expected one of {list(EVENT_DATASETS)} (static datasets need no preparation)")
+        raise ConfigError(f"dataset: got {name!r}, expected one of {list(EVENT_DATASETS)} (static datasets need no preparation)")
     if root is None or T is None:
-        raise ValueError("prepare: --root and --T are required (or --config)")
-    check_options(name, options)
+        raise ConfigError("prepare: --root and --T are required (or --config)")
+    try:
+        check_options(name, options)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
     start = time.perf_counter()
     target = prepare(name, root, frame_spec(name, T, options), options.get("cache_dir"), options.get("workers"),
                      force=args.force)
@@ -148,8 +152,9 @@ def _prepare(rest: List[str]) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         return _main(argv)
-    except (ValueError, FileExistsError, FileNotFoundError) as err:
-        # A bad config, path or checkpoint: one line naming the key or file, not a traceback.
+    except UserError as err:
+        # A bad config, path, checkpoint or dataset file: one line naming the key or file. Any
+        # other exception is a bug and keeps its traceback.
         print(f"adalif: error: {err}", file=sys.stderr)
         return 2
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Optional, Union
 
+from ..errors import ConfigError
+
 OPTIMIZERS = ("sgd", "adamw", "lamb")
 SCHEDULES = ("cosine", "constant")
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
@@ -195,16 +197,30 @@ class RunConfig:
 
 def _check(ok: bool, key: str, value, expected: str) -> None:
     if not ok:
-        raise ValueError(f"{key}: got {value!r}, expected {expected}")
+        raise ConfigError(f"{key}: got {value!r}, expected {expected}")
 
 
 def validate(cfg: RunConfig) -> RunConfig:
-    """Reject impossible values and a missing dataset before anything is built, naming the key."""
-    from ..models import NEURONS, list_models  # noqa: F401  (imports register the models)
+    """Check the whole run before anything touches the disk, naming the key of the first error
+    (:class:`~adalif.errors.ConfigError`): every value, the model and the loss (built on the meta
+    device, so that no memory is allocated), the trainer's arguments, and last the dataset's files."""
+    try:
+        _validate(cfg)
+    except ConfigError:
+        raise
+    except ValueError as err:  # raised by a constructor at this boundary: the config is wrong
+        raise ConfigError(str(err)) from err
+    return cfg
+
+
+def _validate(cfg: RunConfig) -> None:
+    import torch
+
+    from ..data.registry import check_options, check_root, dataset_info, input_size
+    from ..losses import SpikingLoss
+    from ..models import list_models, model_for_data
 
     _check(cfg.model.name in list_models(), "model.name", cfg.model.name, f"one of {list_models()}")
-    from ..data.registry import check_options, check_root
-
     check_options(cfg.data.name, cfg.data.options)
     _check(cfg.data.T >= 1, "data.T", cfg.data.T, "an integer >= 1")
     _check(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "an integer >= 1")
@@ -217,8 +233,26 @@ def validate(cfg: RunConfig) -> RunConfig:
     _check(cfg.schedule.warmup_epochs >= 0, "schedule.warmup_epochs", cfg.schedule.warmup_epochs, "an integer >= 0")
     _check(cfg.trainer.max_epochs >= 1, "trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
     _check(cfg.trainer.precision in PRECISIONS, "trainer.precision", cfg.trainer.precision, f"one of {list(PRECISIONS)}")
+    _check_trainer(cfg.trainer)
+    info = dataset_info(cfg.data.name)
+    with torch.device("meta"):
+        model_for_data(cfg.model.name, cfg.model.neuron, cfg.model.options, num_classes=info.num_classes,
+                       in_channels=info.in_channels, T=cfg.data.T, input_size=input_size(cfg.data.name, cfg.data.options)[0])
+    SpikingLoss(**asdict(cfg.loss))
     check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)  # last: the only check that reads the disk
-    return cfg
+
+
+def _check_trainer(t: "TrainerConfig") -> None:
+    from lightning.pytorch.accelerators import AcceleratorRegistry
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    strategies = ["auto", *StrategyRegistry.available_strategies()]
+    _check(t.strategy in strategies, "trainer.strategy", t.strategy, f"one of {strategies}")
+    accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
+    _check(t.accelerator in accelerators, "trainer.accelerator", t.accelerator, f"one of {accelerators}")
+    devices_ok = t.devices == "auto" or (isinstance(t.devices, int) and (t.devices >= 1 or t.devices == -1))
+    _check(devices_ok, "trainer.devices", t.devices, "a number of devices >= 1, -1 (all) or 'auto'")
+    _check(t.num_nodes >= 1, "trainer.num_nodes", t.num_nodes, "an integer >= 1")
 
 
 def to_dict(cfg: RunConfig) -> Dict[str, Any]:

@@ -1,7 +1,7 @@
 """Data for training: a LightningDataModule over the configured dataset.
 
 Samples are ``(x, y)`` with ``x`` an image ``[C, H, W]`` or event frames ``[T, C, H, W]``;
-batches are made time-major (``[T, B, ...]``) by the LightningModule.
+event batches are made time-major (``[T, B, ...]``) after their transfer to the device.
 """
 
 from __future__ import annotations
@@ -44,6 +44,21 @@ class EpochSampler(Sampler):
         return self.n // self.world
 
 
+class ShardSampler(Sampler):
+    """The evaluation order under DDP: process ``rank`` takes samples ``rank, rank + world, ...``.
+    Every sample is evaluated exactly once (no padding, nothing dropped); the shards may differ
+    by one sample, and the metrics are reduced as sums, so the accuracy is exact."""
+
+    def __init__(self, n: int, rank: int = 0, world: int = 1) -> None:
+        self.n, self.rank, self.world = n, rank, world
+
+    def __iter__(self):
+        return iter(range(self.rank, self.n, self.world))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.n, self.world))
+
+
 class SpikingDataModule(L.LightningDataModule):
     """The configured dataset (:mod:`adalif.data.registry`): event frames are cached by
     ``prepare_data`` (once per node), and batches are augmented on the training device after
@@ -67,6 +82,13 @@ class SpikingDataModule(L.LightningDataModule):
     @property
     def in_channels(self) -> int:
         return self.info.in_channels
+
+    @property
+    def input_size(self):
+        """``(H, W)`` of the batches, from the config alone (no file is read)."""
+        from ..data.registry import input_size
+
+        return input_size(self.cfg.name, self.cfg.options)
 
     def prepare_data(self) -> None:
         from ..data.registry import EVENT_DATASETS, frame_spec, prepare
@@ -93,9 +115,16 @@ class SpikingDataModule(L.LightningDataModule):
         return self.sets.test
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.augment is None:
-            return batch
+        """Augment on the device, then make event batches ``[B, T, C, H, W]`` time-major: the one
+        place where the layout changes (the model never guesses it)."""
         x, y = batch
+        if self.augment is not None:
+            x, y = self._augment(x, y)
+        if self.info.kind == "frames":
+            x = x.transpose(0, 1)
+        return x, y
+
+    def _augment(self, x, y):
         self.augment.to(x.device)
         trainer = self.trainer
         if trainer is None or not trainer.training:
@@ -118,8 +147,11 @@ class SpikingDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         # The papers report test accuracy per epoch (there is no separate validation split). Under
-        # DDP every process evaluates the whole split, so the synchronised mean is the accuracy.
+        # DDP each process evaluates its shard; the module reduces the metrics as sums.
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return DataLoader(self.test_set, batch_size=self.cfg.eval_batch_size or self.cfg.batch_size,
+                          sampler=ShardSampler(len(self.test_set), rank, world),
                           num_workers=self.cfg.num_workers, pin_memory=torch.cuda.is_available(),
                           persistent_workers=self.cfg.num_workers > 0)
 

@@ -7,13 +7,14 @@ Firing rates, parameter tracking, checkpoint atomicity and run metadata are call
 from __future__ import annotations
 
 import math
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import lightning as L
 import torch
+from torchmetrics import MeanMetric, SumMetric
 
 from ..losses import SpikingLoss, hard_labels, predict
-from ..models import create_model
+from ..models import model_for_data
 from ..neurons import Neuron
 from .config import LossConfig, ModelConfig, OptimConfig, ScheduleConfig
 from .lamb import Lamb
@@ -22,20 +23,23 @@ from .lamb import Lamb
 class SpikingClassifier(L.LightningModule):
     def __init__(
         self, model: Dict[str, Any], loss: Dict[str, Any], optim: Dict[str, Any], schedule: Dict[str, Any],
-        T: int, num_classes: int, in_channels: int, compile: bool = False,
+        T: int, num_classes: int, in_channels: int, compile: bool = False, input_size: Optional[int] = None,
     ) -> None:
+        """``num_classes``, ``in_channels`` and ``input_size`` (the input's side) come from the data."""
         super().__init__()
         self.save_hyperparameters()
         mc, self.optim_cfg, self.schedule_cfg = ModelConfig(**model), OptimConfig(**optim), ScheduleConfig(**schedule)
-        self.model = create_model(mc.name, neuron=mc.neuron, num_classes=num_classes, in_channels=in_channels, T=T, **mc.options)
+        self.model = model_for_data(mc.name, mc.neuron, mc.options, num_classes=num_classes, in_channels=in_channels,
+                                    T=T, input_size=input_size)
         self.criterion = SpikingLoss(**vars(LossConfig(**loss)))
+        # Evaluation metrics as (sum, count) states that DDP reduces exactly over the shards.
+        self.eval_loss, self.eval_acc, self.eval_samples = MeanMetric(), MeanMetric(), SumMetric()
         # Kept out of the module tree: registering it would store every weight twice in checkpoints.
         self.__dict__["_compiled"] = torch.compile(self.model) if compile else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-step logits ``[T, B, K]``; batches of sequences ``[B, T, ...]`` are made time-major."""
-        if x.dim() == 5:
-            x = x.transpose(0, 1)
+        """Per-step logits ``[T, B, K]`` of images ``[B, C, H, W]`` or time-major sequences
+        ``[T, B, C, H, W]`` (the data module makes event batches time-major, once)."""
         return self._compiled(x) if self._compiled is not None else self.model(x)
 
     def _step(self, batch, stage: str):
@@ -43,9 +47,17 @@ class SpikingClassifier(L.LightningModule):
         logits = self(x)
         loss = self.criterion(logits, y)
         acc = (predict(logits) == hard_labels(y)).float().mean()
-        on_step = stage == "train"
-        self.log(f"{stage}/loss", loss, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
-        self.log(f"{stage}/acc", acc, prog_bar=True, on_step=on_step, on_epoch=True, sync_dist=not on_step)
+        if stage == "train":
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
+            self.log("train/acc", acc, prog_bar=True, on_step=True, on_epoch=True)
+            return loss
+        n = y.shape[0]
+        self.eval_loss.update(loss.detach(), weight=n)
+        self.eval_acc.update(acc, weight=n)
+        self.eval_samples.update(n)
+        self.log(f"{stage}/loss", self.eval_loss, prog_bar=True, on_epoch=True)
+        self.log(f"{stage}/acc", self.eval_acc, prog_bar=True, on_epoch=True)
+        self.log(f"{stage}/samples", self.eval_samples, on_epoch=True)
         return loss
 
     def training_step(self, batch, batch_idx):

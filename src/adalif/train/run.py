@@ -11,10 +11,11 @@ from typing import Any, Dict, NamedTuple, Optional
 
 import lightning as L
 import torch
-from lightning.fabric.utilities.rank_zero import _get_rank
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from ..errors import ConfigError, ExistingRunError, MissingFileError
 from .callbacks import AtomicCheckpointIO, FiringRateMonitor, ParameterTracker, RunMetadata
 from .config import RunConfig, validate
 from .datamodule import SpikingDataModule
@@ -40,24 +41,25 @@ def _resume_path(cfg: RunConfig, run_dir: str) -> Optional[str]:
         return None
     path = os.path.join(run_dir, "checkpoints", "last.ckpt") if cfg.resume == "last" else cfg.resume
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"resume: checkpoint {path!r} does not exist")
+        raise MissingFileError(f"resume: checkpoint {path!r} does not exist")
     try:
         # Memory-mapped: checks the file without reading its tensors (Lightning reads it next).
         torch.load(path, map_location="cpu", weights_only=False, mmap=True)
     except Exception as err:  # any unreadable file: say which and why, then stop
-        raise ValueError(f"resume: checkpoint {path!r} is corrupt or unreadable ({type(err).__name__}: {err})") from err
+        raise ConfigError(f"resume: checkpoint {path!r} is corrupt or unreadable ({type(err).__name__}: {err})") from err
     return path
 
 
 def _prepare_run_dir(cfg: RunConfig) -> str:
     run_dir = os.path.join(cfg.output_dir, run_name(cfg))
-    if _get_rank() not in (None, 0):
+    # Lightning sets the global rank from the launcher's environment (RANK, LOCAL_RANK, SLURM_PROCID).
+    if rank_zero_only.rank != 0:
         # Under DDP every process runs this command; only global rank 0 checks or replaces the folder.
         os.makedirs(run_dir, exist_ok=True)
         return run_dir
     if os.path.exists(run_dir) and not cfg.resume:
         if not cfg.overwrite:
-            raise FileExistsError(
+            raise ExistingRunError(
                 f"output: run directory {run_dir!r} exists; pass --overwrite true to replace it, "
                 f"--resume last to continue it, or choose another --name"
             )
@@ -94,6 +96,7 @@ def build(cfg: RunConfig):
     module = SpikingClassifier(
         asdict(cfg.model), asdict(cfg.loss), asdict(cfg.optim), asdict(cfg.schedule), T=cfg.data.T,
         num_classes=data.num_classes, in_channels=data.in_channels, compile=cfg.trainer.compile,
+        input_size=data.input_size[0],
     )
     return data, module
 
@@ -146,10 +149,10 @@ class _History(L.Callback):
 def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
     """Test accuracy and firing rate of a checkpoint, with the config it recorded."""
     if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"checkpoint: {checkpoint!r} does not exist")
+        raise MissingFileError(f"checkpoint: {checkpoint!r} does not exist")
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "adalif" not in ckpt:
-        raise ValueError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
+        raise ConfigError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
     from .cli import config_from_dict
 
     cfg = validate(config_from_dict(ckpt["adalif"]["config"], overrides or {}))
@@ -171,17 +174,22 @@ def import_weights(state_dict_path: str, cfg: RunConfig, out: str, source: str =
     """Write an adalif checkpoint (``adalif eval`` and the analysis tools read it) holding the
     weights of ``state_dict_path``, saved by ``source``, on the model of ``cfg``."""
     from ..compat.arlif_official import convert_state_dict, load_official_state_dict
-    from ..data.registry import dataset_info, explicit_options
+    from ..data.registry import dataset_info, explicit_options, input_size
 
     if source not in IMPORT_SOURCES:
-        raise ValueError(f"from: got {source!r}, expected one of {list(IMPORT_SOURCES)}")
+        raise ConfigError(f"from: got {source!r}, expected one of {list(IMPORT_SOURCES)}")
     info = dataset_info(cfg.data.name)
     cfg = replace(cfg, data=replace(cfg.data, options=explicit_options(cfg.data.name, cfg.data.options)))
     module = SpikingClassifier(
         asdict(cfg.model), asdict(cfg.loss), asdict(cfg.optim), asdict(cfg.schedule), T=cfg.data.T,
-        num_classes=info.num_classes, in_channels=info.in_channels,
+        num_classes=info.num_classes, in_channels=info.in_channels, input_size=input_size(cfg.data.name, cfg.data.options)[0],
     )
-    imported = convert_state_dict(load_official_state_dict(state_dict_path), module.model, arch)
+    try:
+        imported = convert_state_dict(load_official_state_dict(state_dict_path), module.model, arch)
+    except FileNotFoundError as err:
+        raise MissingFileError(str(err)) from err
+    except ValueError as err:  # a key or shape that does not fit: the user's file or config
+        raise ConfigError(str(err)) from err
     module.model.load_state_dict(imported.state_dict)
     metadata = RunMetadata(asdict(cfg)).metadata(module)
     metadata["imported_from"] = {"source": source, "path": os.path.abspath(state_dict_path), "arch": imported.arch}

@@ -1,0 +1,30 @@
+"""The errors that say the user's input is wrong, as opposed to a bug.
+
+``adalif``'s command line prints a :class:`UserError` as one line naming the key or file and
+exits with status 2; any other exception keeps its traceback. Each class also derives from the
+built-in exception it refines, so ``except ValueError`` (or ``FileNotFoundError``) still catches it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UserError", "ConfigError", "MissingFileError", "ExistingRunError", "DatasetFileError"]
+
+
+class UserError(Exception):
+    """Something the user gave (a config value, a path, a dataset file) cannot work."""
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration value (or command-line option) is invalid; the message names the key."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the run needs does not exist; the message says what was expected."""
+
+
+class ExistingRunError(UserError, FileExistsError):
+    """The run directory exists and the config neither overwrites nor resumes it."""
+
+
+class DatasetFileError(UserError, ValueError):
+    """A corrupt, truncated or malformed dataset file; the message names the file."""
