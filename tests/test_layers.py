@@ -71,7 +71,6 @@ def test_per_step_batch_norm_equals_a_loop_of_batchnorm2d_calls(momentum, scale)
         ours.bn.running_var.fill_(1.7)
     reference = nn.BatchNorm2d(3, momentum=momentum)
     reference.load_state_dict(ours.bn.state_dict())
-    bias = ours.bn.bias.detach().view(1, 1, 3, 1, 1)
     for step in range(2):  # two training calls: the running statistics compose over calls too
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
         y = ours.train()(xa)

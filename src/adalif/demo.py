@@ -42,7 +42,6 @@ def main(argv=None) -> None:
         path = os.path.join(args.configs, f"{name}.yaml")
         cfg = parse_config(["--config", path, "--output_dir", args.output_dir, "--overwrite", "true",
                             "--trainer.progress_bar", "false"])
-        print(f"training {name} ({cfg.trainer.max_epochs} epochs) ...", flush=True)
         s = train(cfg)
         rows.append((name, cfg.expected_accuracy, s))
     print(f"\n{'run':<22} {'best acc':>8} {'last acc':>8} {'target':>7} {'firing rate':>11} {'wall s':>7}")

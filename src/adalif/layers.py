@@ -139,11 +139,8 @@ def dropout(p: float, mode: str = "shared") -> nn.Module:
 
 
 class DirectEncoder(nn.Module):
-    """Direct encoding: repeat a static input ``[B, ...]`` T times -> ``[T, B, ...]``.
-
-    An input that already has a time axis (``[T, B, ...]``, e.g. event frames, as declared by
-    ``time_major=True`` at call time) passes through unchanged.
-    """
+    """Direct encoding: repeat a static input ``[B, ...]`` T times -> ``[T, B, ...]`` (the models
+    call it on images only; event frames arrive time-major)."""
 
     def __init__(self, T: int) -> None:
         super().__init__()

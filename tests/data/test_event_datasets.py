@@ -134,8 +134,8 @@ def test_gesture_label_order_option(tmp_path):
         registry.check_options("dvs128_gesture", {"label_order": "sorted"})
     with pytest.raises(ValueError, match=r"data.options.label_order: not an option of cifar10_dvs"):
         registry.check_options("cifar10_dvs", {"label_order": "csv"})
-    assert registry.explicit_options("dvs128_gesture", {"label_order": "spikingjelly"}) == {
-        "label_order": "spikingjelly", "keep_invalid": True}
+    recorded = registry.explicit_options("dvs128_gesture", {"label_order": "spikingjelly"})
+    assert recorded["label_order"] == "spikingjelly" and recorded["keep_invalid"] is True and recorded["split"] == "official"
 
 
 def test_gesture_time_split_of_an_empty_segment_is_all_zero(tmp_path):

@@ -73,11 +73,6 @@ class PerSample(nn.Module):
         return out
 
 
-class Identity(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 class RandomRoll(nn.Module):
     """TET's translation: roll every row by its own integer (a, b) in [-shift, shift] along H and W
     (wrapping around). Kornia's translations fill instead of wrapping, hence this module."""
@@ -180,7 +175,7 @@ def _op(name: str, size: Tuple[int, int]) -> nn.Module:
         # is atan(0.3) = 16.7 degrees.
         shear = math.degrees(math.atan(0.3))
         return PerSample([
-            Identity(), K.RandomAffine(degrees=0.0, shear=(-shear, shear), p=1.0),
+            nn.Identity(), K.RandomAffine(degrees=0.0, shear=(-shear, shear), p=1.0),
             K.RandomAffine(degrees=0.0, translate=(5 / W, 0.0), p=1.0),
             K.RandomAffine(degrees=0.0, translate=(0.0, 5 / H), p=1.0), K.RandomRotation(30.0, p=1.0),
             K.RandomErasing(scale=(0.05, 0.33), ratio=(0.2, 5.0), p=1.0),

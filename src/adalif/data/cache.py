@@ -11,6 +11,7 @@ half-written cache. ``meta.json`` stores the labels, the sample names and the sp
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -18,11 +19,12 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .frames import LEFTOVERS, SPLITS, integrate
+from .frames import LEFTOVERS, SPLITS, integrate, slice_by_time
+from .layout import Job, Layout
 
 FORMAT_VERSION = 1
 RESIZE_MODES = ("bilinear", "nearest")
@@ -42,7 +44,7 @@ class FrameSpec:
         convention: coordinates of AEDAT 2.0 files: "spikingjelly" or "jaer" (CIFAR10-DVS).
         keep_invalid: keep every AEDAT 3.1 event slot whatever its valid bit, as SpikingJelly does
             (DVS128 Gesture; False drops the events whose valid bit is 0).
-        dtype: "float32" (exact) or "float16" (half the disk and memory; counts up to 2048 exact).
+        cache_dtype: "float32" (exact) or "float16" (half the disk and memory; counts up to 2048 exact).
     """
 
     T: int
@@ -52,7 +54,7 @@ class FrameSpec:
     resize: str = "bilinear"
     convention: str = "spikingjelly"
     keep_invalid: bool = True
-    dtype: str = "float32"
+    cache_dtype: str = "float32"
 
     def __post_init__(self) -> None:
         checks = [
@@ -61,34 +63,23 @@ class FrameSpec:
             (self.leftover in LEFTOVERS, "leftover", f"one of {list(LEFTOVERS)}"),
             (self.size is None or (isinstance(self.size, int) and self.size >= 1), "size", "None or an integer >= 1"),
             (self.resize in RESIZE_MODES, "resize", f"one of {list(RESIZE_MODES)}"),
-            (self.dtype in DTYPES, "dtype", f"one of {list(DTYPES)}"),
+            (self.cache_dtype in DTYPES, "cache_dtype", f"one of {list(DTYPES)}"),
         ]
         for ok, key, expected in checks:
             if not ok:
                 raise ValueError(f"{key}: got {getattr(self, key)!r}, expected {expected}")
 
+    @classmethod
+    def options(cls, *exclude: str) -> Dict[str, Any]:
+        """The ``data.options`` of an event dataset that set its frames (every field but T, with
+        its default) and those that say where and how the cache is built, less ``exclude``."""
+        fields = {f.name: f.default for f in dataclasses.fields(cls) if f.name != "T"}
+        return {k: v for k, v in {**fields, "cache_dir": None, "workers": None}.items() if k not in exclude}
+
     def folder(self, dataset: str) -> str:
         """``<dataset>/T<T>_<split_by>_<size>-<hash of every parameter>``."""
         digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
         return os.path.join(dataset, f"T{self.T}_{self.split_by}_{self.size or 'full'}-{digest}")
-
-
-class Job(NamedTuple):
-    """One event file and the samples cut from it."""
-
-    path: str
-    segments: Optional[list]  # None: the whole recording is one sample; else (label, start, end) rows
-
-
-class Layout(NamedTuple):
-    """What a dataset's files hold: the jobs, and per sample (in job order) its label and name."""
-
-    jobs: List[Job]
-    labels: List[int]
-    names: List[str]
-    groups: Dict[str, Dict[str, List[int]]]  # split name -> {"train": indices, "test": indices}
-    sensor: tuple  # (height, width)
-    reader: Callable  # (path, spec) -> events
 
 
 class FrameCache(NamedTuple):
@@ -105,12 +96,7 @@ def frames_of(job: Job, layout_reader: Callable, sensor: tuple, spec: FrameSpec)
     import torch
 
     events = layout_reader(job.path, spec)
-    if job.segments is None:
-        pieces = [events]
-    else:
-        from .gesture import cut
-
-        pieces = cut(events, job.segments)
+    pieces = [events] if job.segments is None else slice_by_time(events, [(start, end) for _, start, end in job.segments])
     frames = np.stack([integrate(e, spec.T, sensor[0], sensor[1], spec.split_by, spec.leftover) for e in pieces])
     if spec.size is not None and (spec.size, spec.size) != tuple(sensor):
         k = len(frames)
@@ -118,7 +104,7 @@ def frames_of(job: Job, layout_reader: Callable, sensor: tuple, spec: FrameSpec)
         mode = dict(mode="bilinear", antialias=True, align_corners=False) if spec.resize == "bilinear" else dict(mode="nearest")
         x = torch.nn.functional.interpolate(x, size=(spec.size, spec.size), **mode)
         frames = x.reshape(k, spec.T, 2, spec.size, spec.size).numpy()
-    return frames.astype(spec.dtype, copy=False)
+    return frames.astype(spec.cache_dtype, copy=False)
 
 
 def _worker_init() -> None:
@@ -144,7 +130,7 @@ def build(layout: Layout, spec: FrameSpec, target: str, workers: Optional[int] =
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         side = spec.size or layout.sensor[0]
         shape = (int(offsets[-1]), spec.T, 2, side, spec.size or layout.sensor[1])
-        out = np.lib.format.open_memmap(os.path.join(tmp, "frames.npy"), mode="w+", dtype=spec.dtype, shape=shape)
+        out = np.lib.format.open_memmap(os.path.join(tmp, "frames.npy"), mode="w+", dtype=spec.cache_dtype, shape=shape)
         tasks = [(i, job, layout.reader, layout.sensor, spec) for i, job in enumerate(layout.jobs)]
         workers = min(workers or os.cpu_count() or 1, len(tasks)) if tasks else 1
         bar = tqdm(total=shape[0], desc=f"frames -> {target}", unit="sample", disable=not progress)

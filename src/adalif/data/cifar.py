@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import DatasetFileError, missing_files
+from .spec import DatasetSpec
 
 FILES = {
     "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"]),
@@ -66,3 +67,26 @@ def load(name: str, root, train: bool) -> CifarSplit:
     files = [os.path.join(base, f) for f in names]
     parts = [read_batch(f) for f in files]
     return CifarSplit(np.concatenate([p.images for p in parts]), np.concatenate([p.labels for p in parts]))
+
+
+def check_root(name: str, root) -> None:
+    """Fail, listing the files expected, when the batches of ``name`` are not under ``root``."""
+    folder, train, test = FILES[name]
+    files = [f"{folder}/{f}" for f in train + test]
+    missing_files(name, root, files, files, SOURCES[name])
+
+
+def _spec(name: str, num_classes: int, normalize: str) -> DatasetSpec:
+    def load_sets(root, T, options):
+        import torch
+        from torch.utils.data import TensorDataset
+
+        parts = [load(name, root, train) for train in (True, False)]
+        return tuple(TensorDataset(torch.from_numpy(p.images), torch.from_numpy(p.labels)) for p in parts)
+
+    return DatasetSpec(name, "image", num_classes, 3, SOURCES[name], side=lambda o: 32, normalize=normalize,
+                       check_root=lambda root: check_root(name, root), load=load_sets)
+
+
+CIFAR10 = _spec("cifar10", 10, "cifar10_tet")
+CIFAR100 = _spec("cifar100", 100, "cifar100")

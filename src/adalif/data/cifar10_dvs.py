@@ -16,7 +16,11 @@ import os
 import re
 from typing import List, NamedTuple, Optional
 
+from .aedat import read_aedat2
 from .errors import MissingFileError, missing_files
+from .cache import FrameSpec
+from .layout import DVS128, Job, Layout, frames_side
+from .spec import DatasetSpec
 
 SOURCE = "figshare article 4724671 'CIFAR10-DVS New' (one zip per class; extract all ten into one folder)"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -60,8 +64,6 @@ def file_name(label: int, index: int) -> str:
 
 def read(path: str, spec):
     """Events of one recording with the cache's coordinate convention."""
-    from .aedat import read_aedat2
-
     return read_aedat2(path, spec.convention)
 
 
@@ -77,8 +79,6 @@ def layout(root, files_per_class: Optional[int] = None):
     """The cache layout of the dataset under ``root``: every recording in (class, index) order,
     and the stored index lists of all split conventions. All ``files_per_class`` (default
     :data:`FILES_PER_CLASS`, read at call time so that tests can shrink the dataset) must exist."""
-    from .cache import Job, Layout
-
     files_per_class = files_per_class or FILES_PER_CLASS
     root = check_root(root)
     pattern = re.compile(r"^cifar10_([a-z]+)_(\d+)\.aedat$")
@@ -103,4 +103,10 @@ def layout(root, files_per_class: Optional[int] = None):
         idx = split_indices(split, files_per_class)
         groups[split] = {part: [c * files_per_class + i for c in range(len(CLASSES)) for i in getattr(idx, part)]
                          for part in ("train", "test")}
-    return Layout(jobs, labels, names, groups, (128, 128), read)
+    return Layout(jobs, labels, names, groups, DVS128, read)
+
+
+SPEC = DatasetSpec(
+    "cifar10_dvs", "frames", 10, 2, SOURCE, side=frames_side, options={**FrameSpec.options("keep_invalid"), "split": SPLITS[0]},
+    check_root=check_root, layout=lambda root: layout(root), splits=SPLITS,
+)

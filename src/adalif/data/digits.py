@@ -21,7 +21,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .frames import EVENT_DTYPE, integrate
+from .frames import EVENT_DTYPE, SPLITS, integrate
+from .spec import DatasetSpec
 
 CANVAS = 20  # event frames are [T, 2, 20, 20]
 
@@ -116,8 +117,7 @@ def load_events(T: int = 8, seed: int = 0, split_by: str = "number", size: int =
 
     ``size`` divides the 20x20 canvas: frames are summed over ``20/size`` square pixel blocks.
     """
-    if size < 1 or CANVAS % size:
-        raise ValueError(f"size: expected a divisor of {CANVAS}, got {size!r}")
+    _check_events({"size": size, "split_by": split_by})
     images, labels, test = _load()
     streams = emulate_events(images, seed=seed)
     frames = np.stack([integrate(ev, T, CANVAS, CANVAS, split_by) for ev in streams])
@@ -127,3 +127,28 @@ def load_events(T: int = 8, seed: int = 0, split_by: str = "number", size: int =
     y = torch.from_numpy(labels)
     t = torch.from_numpy(test)
     return Split(x[~t], y[~t], x[t], y[t])
+
+
+def _check_events(options) -> None:
+    size = options["size"]
+    if not (isinstance(size, int) and size >= 1 and CANVAS % size == 0):
+        raise ValueError(f"size: expected a divisor of {CANVAS}, got {size!r}")
+    if options["split_by"] not in SPLITS:
+        raise ValueError(f"split_by: got {options['split_by']!r}, expected one of {list(SPLITS)}")
+
+
+def _tensor_sets(split: Split):
+    from torch.utils.data import TensorDataset
+
+    return TensorDataset(split.x_train, split.y_train), TensorDataset(split.x_test, split.y_test)
+
+
+SPEC = DatasetSpec(
+    "digits", "image", 10, 1, "embedded (scikit-learn's 8x8 digits, a stored split)", side=lambda o: 8,
+    load=lambda root, T, options: _tensor_sets(load_static()),
+)
+EVENTS_SPEC = DatasetSpec(
+    "digits_events", "frames", 10, 2, "embedded (scikit-learn's digits through an emulated event camera)",
+    side=lambda o: o["size"], options={"event_seed": 0, "size": CANVAS, "split_by": "number"}, check=_check_events,
+    load=lambda root, T, o: _tensor_sets(load_events(T=T, seed=o["event_seed"], split_by=o["split_by"], size=o["size"])),
+)

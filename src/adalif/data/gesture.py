@@ -14,8 +14,12 @@ from typing import List, NamedTuple
 
 import numpy as np
 
-from .aedat import EventFileError
+from .aedat import EventFileError, read_aedat31
 from .errors import dataset_folder, missing_files
+from .frames import slice_by_time
+from .cache import FrameSpec
+from .layout import DVS128, Job, Layout, frames_side
+from .spec import DatasetSpec
 
 SOURCE = "https://research.ibm.com/interactive/dvsgesture (DvsGesture.tar.gz; extract it: DvsGesture/)"
 SPLITS = ("official",)
@@ -69,29 +73,13 @@ def read_trials(path) -> List[str]:
 
 
 def cut(events: np.ndarray, segments: List[Segment]) -> List[np.ndarray]:
-    """One event array per segment: the events with :math:`t_{start} \\le t < t_{end}`, in file
-    order (SpikingJelly's boolean mask). Recordings can hold small timestamp inversions, and the
-    order decides which frame an event falls in when frames are split by number.
-
-    A segment with no events gives an empty array (integrated, it makes all-zero frames).
-    """
-    t = events["t"]
-    # One stable sort, then a binary search per segment (instead of a pass over the whole
-    # recording per segment); sorting the selected positions restores the file order.
-    order = np.argsort(t, kind="stable")
-    sorted_t = t[order]
-    out = []
-    for seg in segments:
-        seg = Segment(*seg)
-        lo, hi = np.searchsorted(sorted_t, [seg.start_us, seg.end_us], side="left")
-        out.append(events[np.sort(order[lo:hi])])
-    return out
+    """One event array per label row, :math:`t_{start} \\le t < t_{end}`, in file order
+    (:func:`adalif.data.frames.slice_by_time`)."""
+    return slice_by_time(events, [(start, end) for _, start, end in segments])
 
 
 def read(path: str, spec) -> np.ndarray:
     """Polarity events of one trial, in file order, with the cache's valid-bit choice."""
-    from .aedat import read_aedat31
-
     return read_aedat31(path, keep_invalid=spec.keep_invalid)
 
 
@@ -109,8 +97,6 @@ def check_root(root) -> str:
 def layout(root):
     """The cache layout: one sample per label row of each trial of ``trials_to_train.txt`` then
     ``trials_to_test.txt`` (1,176 + 288 in the full dataset)."""
-    from .cache import Job, Layout
-
     root = check_root(root)
     jobs, labels, names, parts = [], [], [], {"train": [], "test": []}
     for part, listing in zip(("train", "test"), TRIAL_LISTS):
@@ -124,4 +110,19 @@ def layout(root):
                 parts[part].append(len(labels))
                 labels.append(seg.label)
                 names.append(f"{stem}_{k}")
-    return Layout(jobs, labels, names, {"official": parts}, (128, 128), read)
+    return Layout(jobs, labels, names, {"official": parts}, DVS128, read)
+
+
+def _check(options) -> None:
+    if {"hflip", "tet_roll"} & set(options.get("augment", ())):
+        raise ValueError("data.options.augment: hflip and tet_roll mirror DVS128 Gesture samples, which changes their "
+                         "labels (classes 2/3, 4/6 and 5/7 are left/right pairs)")
+    relabel(np.zeros(0, dtype=np.int64), options["label_order"])
+
+
+SPEC = DatasetSpec(
+    "dvs128_gesture", "frames", NUM_CLASSES, 2, SOURCE, side=frames_side,
+    options={**FrameSpec.options("convention"), "split": SPLITS[0], "label_order": LABEL_ORDERS[0]},
+    check_root=check_root, layout=layout, splits=SPLITS, check=_check,
+    relabel=lambda labels, options: relabel(labels, options["label_order"]),
+)

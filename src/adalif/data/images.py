@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from .errors import DatasetFileError, MissingFileError, dataset_folder, missing_files
+from .spec import DatasetSpec
 
 SOURCES = {
     "tiny_imagenet": "http://cs231n.stanford.edu/tiny-imagenet-200.zip (extract it: tiny-imagenet-200/)",
@@ -229,3 +230,27 @@ class ImageDataset(torch.utils.data.Dataset):
         if self.transform is not None:
             img = self.transform(img)
         return to_tensor(img), int(self.images.labels[i])
+
+
+def _imagenet_sets(root, T, options):
+    from functools import partial
+
+    crop, resize, scale = int(options["crop"]), int(options["resize"]), tuple(options["scale"])
+    train_tf = (partial(random_resized_crop, size=crop, scale=scale)
+                if any(a.startswith("random_resized_crop") for a in options["augment"])
+                else partial(resize_center_crop, resize=resize, crop=crop))
+    test_tf = partial(resize_center_crop, resize=resize, crop=crop)
+    return (ImageDataset(imagenet(root, True), train_tf),
+            ImageDataset(imagenet(root, False, options["val_labels"]), test_tf))
+
+
+TINY_IMAGENET = DatasetSpec(
+    "tiny_imagenet", "image", 200, 3, SOURCES["tiny_imagenet"], side=lambda o: 64, normalize="tiny_imagenet",
+    check_root=check_tiny_root,
+    load=lambda root, T, o: (ImageDataset(tiny_imagenet(root, True)), ImageDataset(tiny_imagenet(root, False))),
+)
+IMAGENET = DatasetSpec(
+    "imagenet", "image", 1000, 3, SOURCES["imagenet"], side=lambda o: int(o["crop"]), normalize="imagenet",
+    options={"val_labels": None, "crop": 224, "resize": 256, "scale": (0.08, 1.0)},
+    check_root=check_imagenet_root, load=_imagenet_sets,
+)

@@ -69,7 +69,6 @@ def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
         return cls(**kwargs, num_channels=num_channels) if per_channel else cls(**kwargs)
 
     make(4)  # surface a bad value (out-of-range decay, unknown surrogate) before any model is built
-    make.spec = {"name": name, **kwargs}
     return make
 
 

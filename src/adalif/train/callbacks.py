@@ -106,10 +106,11 @@ class FiringRateMonitor(L.Callback):
     def on_train_batch_start(self, *args) -> None:
         self._reset()
 
-    def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         rates = self._rates()
         if rates:
-            pl_module.log("fr", sum(rates.values()) / len(rates), prog_bar=True, on_step=True, on_epoch=True)
+            pl_module.log("fr", sum(rates.values()) / len(rates), prog_bar=True, on_step=True, on_epoch=True,
+                          batch_size=batch[1].shape[0])
 
     def on_validation_epoch_start(self, *args) -> None:
         self._reset()

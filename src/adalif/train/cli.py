@@ -10,52 +10,12 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
-from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
+from jsonargparse import ArgumentParser
 
 from ..errors import ConfigError, UserError
-from .config import RunConfig
-
-
-def train_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="adalif train",
-        description="Train a spiking network from one YAML config; every key can be overridden with a "
-        "dotted option (--optim.lr 0.05). Logs, checkpoints (best.ckpt, last.ckpt) and summary.json "
-        "go to OUTPUT_DIR/NAME.",
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with the run configuration")
-    parser.add_class_arguments(RunConfig, fail_untyped=True)
-    return parser
-
-
-def _to_run_config(ns: Namespace) -> RunConfig:
-    """The dataclasses from a parsed namespace (the ``--config`` path itself is dropped)."""
-    from .config import DataConfig, LossConfig, ModelConfig, OptimConfig, ScheduleConfig, TrainerConfig
-
-    d = ns.as_dict()
-    d.pop("config", None)
-    parts = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
-             "loss": LossConfig, "trainer": TrainerConfig}
-    return RunConfig(**{k: (parts[k](**v) if k in parts else v) for k, v in d.items()})
-
-
-def parse_config(args: List[str]) -> RunConfig:
-    """A RunConfig from command-line style arguments (``["--config", "x.yaml", "--optim.lr", "0.1"]``)."""
-    parser = train_parser()
-    return _to_run_config(parser.parse_args(args))
-
-
-def config_from_dict(config: Dict[str, Any], overrides: Dict[str, Any]) -> RunConfig:
-    """A RunConfig from a recorded dict, with dotted overrides (``{"data.root": ...}``)."""
-    parser = train_parser()
-    args: List[str] = []
-    for key, value in overrides.items():
-        args += [f"--{key}", str(value)]
-    ns = parser.parse_object(config, defaults=True)
-    ns = parser.parse_args(args, namespace=ns) if args else ns
-    return _to_run_config(ns)
+from .config import config_from_dict, parse_config, train_parser
 
 
 def eval_parser() -> ArgumentParser:
@@ -64,6 +24,19 @@ def eval_parser() -> ArgumentParser:
     parser.add_argument("--data.root", dest="data_root", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--trainer.accelerator", dest="accelerator", default=None, help="cpu, gpu or auto")
     return parser
+
+
+_PREPARE_HELP = {
+    "split_by": "number (equal event counts) or time (equal durations)",
+    "leftover": "last (the last frame takes the remainder, SpikingJelly) or drop (tonic)",
+    "size": "resize the 128x128 frames to SIZE x SIZE (e.g. 48)",
+    "resize": "bilinear (antialiased) or nearest",
+    "convention": "CIFAR10-DVS coordinates: spikingjelly or jaer",
+    "keep_invalid": "DVS128 Gesture: keep AEDAT 3.1 events whose valid bit is 0, as SpikingJelly does",
+    "cache_dtype": "float32 (exact) or float16 (half the size)",
+    "cache_dir": "where caches go (default: ROOT/adalif_frames)",
+    "workers": "processes (default: all cores)",
+}
 
 
 def prepare_parser() -> ArgumentParser:
@@ -78,16 +51,14 @@ def prepare_parser() -> ArgumentParser:
     parser.add_argument("--config", default=None, help="a training YAML: take dataset, root, T and options from it (--root and --T override)")
     parser.add_argument("--root", default=None, help="folder of the official files (CIFAR10-DVS class folders, or DvsGesture/)")
     parser.add_argument("--T", type=int, default=None, help="frames per sample")
-    parser.add_argument("--split_by", default="number", help="number (equal event counts) or time (equal durations)")
-    parser.add_argument("--leftover", default="last", help="last (last frame takes the remainder, SpikingJelly) or drop (tonic)")
-    parser.add_argument("--size", type=Optional[int], default=None, help="resize 128x128 frames to SIZE x SIZE (e.g. 48)")
-    parser.add_argument("--resize", default="bilinear", help="bilinear (antialiased) or nearest")
-    parser.add_argument("--convention", default="spikingjelly", help="CIFAR10-DVS coordinates: spikingjelly or jaer")
-    parser.add_argument("--keep_invalid", type=bool, default=True,
-                        help="DVS128 Gesture: keep AEDAT 3.1 events whose valid bit is 0, as SpikingJelly does (false drops them)")
-    parser.add_argument("--cache_dtype", default="float32", help="float32 (exact) or float16 (half the size)")
-    parser.add_argument("--cache_dir", default=None, help="where caches go (default: ROOT/adalif_frames)")
-    parser.add_argument("--workers", type=Optional[int], default=None, help="processes (default: all cores)")
+    # The frame options and their defaults are FrameSpec's (one place); a flag left out keeps the
+    # dataset's default, and a flag the dataset does not take is an error that names it.
+    from ..data.cache import FrameSpec
+
+    for key, default in FrameSpec.options().items():
+        kind = bool if isinstance(default, bool) else Optional[int] if key in ("size", "workers") else Optional[str]
+        note = "" if default is None else f"; the dataset's default, {default}, when left out"
+        parser.add_argument(f"--{key}", type=kind, default=None, help=_PREPARE_HELP[key] + note)
     parser.add_argument("--force", type=bool, default=False, help="rebuild the cache even if it exists")
     return parser
 
@@ -120,20 +91,16 @@ def _import_weights(rest: List[str]) -> int:
 
 
 def _prepare(rest: List[str]) -> int:
-    from ..data.registry import EVENT_DATASETS, check_options, frame_spec, prepare
+    from ..data.cache import FrameSpec
+    from ..data.registry import EVENT_DATASETS, check_options, prepare_options
 
     args = prepare_parser().parse_args(rest)
+    given = {k: getattr(args, k) for k in FrameSpec.options() if getattr(args, k) is not None}
     if args.config:
         data = parse_config(["--config", args.config]).data
-        name, root, T, options = data.name, args.root or data.root, args.T or data.T, dict(data.options)
+        name, root, T, options = data.name, args.root or data.root, args.T or data.T, {**data.options, **given}
     else:
-        name, root, T = args.dataset, args.root, args.T
-        keys = ("split_by", "leftover", "size", "resize", "convention", "keep_invalid", "cache_dtype", "cache_dir", "workers")
-        options = {k: getattr(args, k) for k in keys}
-        if name == "dvs128_gesture":
-            options.pop("convention")
-        else:
-            options.pop("keep_invalid")
+        name, root, T, options = args.dataset, args.root, args.T, given
     if name not in EVENT_DATASETS:
         raise ConfigError(f"dataset: got {name!r}, expected one of {list(EVENT_DATASETS)} (static datasets need no preparation)")
     if root is None or T is None:
@@ -143,8 +110,7 @@ def _prepare(rest: List[str]) -> int:
     except ValueError as err:
         raise ConfigError(str(err)) from err
     start = time.perf_counter()
-    target = prepare(name, root, frame_spec(name, T, options), options.get("cache_dir"), options.get("workers"),
-                     force=args.force)
+    target = prepare_options(name, root, T, options, force=args.force)
     print(f"{name}: frames in {target} ({time.perf_counter() - start:.1f} s)")
     return 0
 

@@ -7,7 +7,9 @@ an error that names the key); :func:`validate` checks values that a type cannot 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, Optional, Union
+from typing import Any, Dict, List, Optional, Union
+
+from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
 
 from ..errors import ConfigError
 
@@ -216,7 +218,8 @@ def validate(cfg: RunConfig) -> RunConfig:
 def _validate(cfg: RunConfig) -> None:
     import torch
 
-    from ..data.registry import check_options, check_root, dataset_info, input_size
+    from ..data.registry import check_options, check_root, input_size
+    from ..data.registry import get as dataset_spec
     from ..losses import SpikingLoss
     from ..models import list_models, model_for_data
 
@@ -234,7 +237,7 @@ def _validate(cfg: RunConfig) -> None:
     _check(cfg.trainer.max_epochs >= 1, "trainer.max_epochs", cfg.trainer.max_epochs, "an integer >= 1")
     _check(cfg.trainer.precision in PRECISIONS, "trainer.precision", cfg.trainer.precision, f"one of {list(PRECISIONS)}")
     _check_trainer(cfg.trainer)
-    info = dataset_info(cfg.data.name)
+    info = dataset_spec(cfg.data.name)
     with torch.device("meta"):
         model_for_data(cfg.model.name, cfg.model.neuron, cfg.model.options, num_classes=info.num_classes,
                        in_channels=info.in_channels, T=cfg.data.T, input_size=input_size(cfg.data.name, cfg.data.options)[0])
@@ -253,6 +256,46 @@ def _check_trainer(t: "TrainerConfig") -> None:
     devices_ok = t.devices == "auto" or (isinstance(t.devices, int) and (t.devices >= 1 or t.devices == -1))
     _check(devices_ok, "trainer.devices", t.devices, "a number of devices >= 1, -1 (all) or 'auto'")
     _check(t.num_nodes >= 1, "trainer.num_nodes", t.num_nodes, "an integer >= 1")
+
+
+# -- parsing: one YAML file, overridden by dotted command-line options ----------------------------
+def train_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif train",
+        description="Train a spiking network from one YAML config; every key can be overridden with a "
+        "dotted option (--optim.lr 0.05). Logs, checkpoints (best.ckpt, last.ckpt) and summary.json "
+        "go to OUTPUT_DIR/NAME.",
+    )
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML file with the run configuration")
+    parser.add_class_arguments(RunConfig, fail_untyped=True)
+    return parser
+
+
+def _to_run_config(ns: Namespace) -> RunConfig:
+    """The dataclasses from a parsed namespace (the ``--config`` path itself is dropped)."""
+    d = ns.as_dict()
+    d.pop("config", None)
+    parts = {"model": ModelConfig, "data": DataConfig, "optim": OptimConfig, "schedule": ScheduleConfig,
+             "loss": LossConfig, "trainer": TrainerConfig}
+    return RunConfig(**{k: (parts[k](**v) if k in parts else v) for k, v in d.items()})
+
+
+def parse_config(args: List[str]) -> RunConfig:
+    """A RunConfig from command-line style arguments (``["--config", "x.yaml", "--optim.lr", "0.1"]``)."""
+    parser = train_parser()
+    return _to_run_config(parser.parse_args(args))
+
+
+def config_from_dict(config: Dict[str, Any], overrides: Dict[str, Any]) -> RunConfig:
+    """A RunConfig from a recorded dict, with dotted overrides (``{"data.root": ...}``)."""
+    parser = train_parser()
+    args: List[str] = []
+    for key, value in overrides.items():
+        args += [f"--{key}", str(value)]
+    ns = parser.parse_object(config, defaults=True)
+    ns = parser.parse_args(args, namespace=ns) if args else ns
+    return _to_run_config(ns)
+
 
 
 def to_dict(cfg: RunConfig) -> Dict[str, Any]:

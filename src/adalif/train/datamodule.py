@@ -68,10 +68,10 @@ class SpikingDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig, seed: int = 0) -> None:
         """``cfg`` has passed :func:`adalif.train.config.validate`."""
         super().__init__()
-        from ..data.registry import dataset_info
+        from ..data.registry import get as dataset_spec
 
         self.cfg, self.seed = cfg, seed
-        self.info = dataset_info(cfg.name)
+        self.info = dataset_spec(cfg.name)
         self.sets = None
         self.augment = None
 
@@ -91,12 +91,10 @@ class SpikingDataModule(L.LightningDataModule):
         return input_size(self.cfg.name, self.cfg.options)
 
     def prepare_data(self) -> None:
-        from ..data.registry import EVENT_DATASETS, frame_spec, prepare
+        from ..data.registry import EVENT_DATASETS, prepare_options
 
         if self.cfg.name in EVENT_DATASETS:
-            options = self.cfg.options
-            prepare(self.cfg.name, self.cfg.root, frame_spec(self.cfg.name, self.cfg.T, options),
-                    options.get("cache_dir"), options.get("workers"))
+            prepare_options(self.cfg.name, self.cfg.root, self.cfg.T, self.cfg.options)
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.sets is not None:

@@ -47,17 +47,17 @@ class SpikingClassifier(L.LightningModule):
         logits = self(x)
         loss = self.criterion(logits, y)
         acc = (predict(logits) == hard_labels(y)).float().mean()
+        n = y.shape[0]  # explicit: Lightning would guess T from a time-major batch
         if stage == "train":
-            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-            self.log("train/acc", acc, prog_bar=True, on_step=True, on_epoch=True)
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+            self.log("train/acc", acc, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
             return loss
-        n = y.shape[0]
         self.eval_loss.update(loss.detach(), weight=n)
         self.eval_acc.update(acc, weight=n)
         self.eval_samples.update(n)
-        self.log(f"{stage}/loss", self.eval_loss, prog_bar=True, on_epoch=True)
-        self.log(f"{stage}/acc", self.eval_acc, prog_bar=True, on_epoch=True)
-        self.log(f"{stage}/samples", self.eval_samples, on_epoch=True)
+        self.log(f"{stage}/loss", self.eval_loss, prog_bar=True, on_epoch=True, batch_size=n)
+        self.log(f"{stage}/acc", self.eval_acc, prog_bar=True, on_epoch=True, batch_size=n)
+        self.log(f"{stage}/samples", self.eval_samples, on_epoch=True, batch_size=n)
         return loss
 
     def training_step(self, batch, batch_idx):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -17,9 +19,22 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..errors import ConfigError, ExistingRunError, MissingFileError
 from .callbacks import AtomicCheckpointIO, FiringRateMonitor, ParameterTracker, RunMetadata
-from .config import RunConfig, validate
+from .config import RunConfig, config_from_dict, validate
 from .datamodule import SpikingDataModule
 from .module import SpikingClassifier
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's start-up notes (which accelerators exist, a logging tip, why fit stopped) are
+    INFO messages of one logger; adalif prints one line of its own instead. Warnings still show."""
+    logger = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class Summary(NamedTuple):
@@ -113,8 +128,12 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
     resume = _resume_path(cfg, run_dir)
     data, module = build(cfg)
     config = asdict(cfg)
-    trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History(), *callbacks])
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    with quiet_lightning():
+        trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History(), *callbacks])
+        if trainer.is_global_zero:
+            print(f"adalif: training {run_name(cfg)} for {cfg.trainer.max_epochs} epochs -> {run_dir} "
+                  f"(checkpoints/, logs/, summary.json)", flush=True)
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
     history = next(c for c in trainer.callbacks if isinstance(c, _History)).accuracies
     best_epoch = max(history, key=history.get) if history else -1
     summary = Summary(
@@ -153,16 +172,15 @@ def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dic
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "adalif" not in ckpt:
         raise ConfigError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
-    from .cli import config_from_dict
-
     cfg = validate(config_from_dict(ckpt["adalif"]["config"], overrides or {}))
     data, module = build(cfg)
     module.load_state_dict(ckpt["state_dict"])
-    trainer = L.Trainer(
-        accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_progress_bar=cfg.trainer.progress_bar,
-        callbacks=[FiringRateMonitor()], enable_model_summary=False,
-    )
-    metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
+    with quiet_lightning():
+        trainer = L.Trainer(
+            accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_progress_bar=cfg.trainer.progress_bar,
+            callbacks=[FiringRateMonitor()], enable_model_summary=False,
+        )
+        metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
     return {"accuracy": metrics["val/acc"], "loss": metrics["val/loss"], "firing_rate": metrics.get("val/fr", float("nan"))}
 
 
@@ -174,11 +192,12 @@ def import_weights(state_dict_path: str, cfg: RunConfig, out: str, source: str =
     """Write an adalif checkpoint (``adalif eval`` and the analysis tools read it) holding the
     weights of ``state_dict_path``, saved by ``source``, on the model of ``cfg``."""
     from ..compat.arlif_official import convert_state_dict, load_official_state_dict
-    from ..data.registry import dataset_info, explicit_options, input_size
+    from ..data.registry import explicit_options, input_size
+    from ..data.registry import get as dataset_spec
 
     if source not in IMPORT_SOURCES:
         raise ConfigError(f"from: got {source!r}, expected one of {list(IMPORT_SOURCES)}")
-    info = dataset_info(cfg.data.name)
+    info = dataset_spec(cfg.data.name)
     cfg = replace(cfg, data=replace(cfg.data, options=explicit_options(cfg.data.name, cfg.data.options)))
     module = SpikingClassifier(
         asdict(cfg.model), asdict(cfg.loss), asdict(cfg.optim), asdict(cfg.schedule), T=cfg.data.T,
