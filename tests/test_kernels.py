@@ -178,7 +178,7 @@ def test_automatic_choice_on_other_devices_is_the_reference_with_one_warning(mon
     x = torch.empty(2, 4, dispatch.AUTO_CPU_MIN_STEP_NUMEL, device="meta")  # stands for MPS or XPU
     with caplog.at_level("WARNING", logger="adalif.kernels"):
         for _ in range(3):
-            assert dispatch.select("dalif", None, x, neuron.params(x.dim() - 1)) == "reference"
+            assert dispatch.select("dalif", None, x, neuron.params()) == "reference"
     messages = [r.getMessage() for r in caplog.records]
     assert messages == ["adalif dalif: using the reference loop (slower) because no fused kernel runs on meta tensors"]
 def test_automatic_selection_by_size_and_configuration(monkeypatch):
@@ -303,3 +303,28 @@ def test_triton_step_offsets_are_64_bit_past_2_to_the_31():
     out = torch.zeros(3, dtype=torch.int64)
     _offsets_kernel[(1,)](out, 3, N)
     assert out.tolist() == [0, N, 2 * N]
+
+
+@pytest.mark.parametrize("backend", FAST)
+def test_public_fast_path_has_the_reference_signature(backend):
+    """adalif.kernels.lif/dalif/arlif(x, state, params, return_traces, backend) equal
+    adalif.functional.lif/dalif/arlif(x, state, params, return_traces)."""
+    import adalif.functional as F
+    from adalif import kernels
+
+    torch.manual_seed(0)
+    x = torch.randn(4, 3, 6, 5) * 2
+    cases = [
+        (kernels.lif, F.lif, F.LIFParameters(decay=0.4, v_reset=None, surrogate=ATan(2.0))),
+        (kernels.dalif, F.dalif, F.DALIFParameters(alpha=torch.rand(6) + 0.5, beta=torch.rand(6), per_channel=True)),
+        (kernels.arlif, F.arlif, F.ARLIFParameters(a=torch.tensor(0.3), c=torch.tensor(0.8))),
+    ]
+    for fast, reference, params in cases:
+        state = reference(x[:1], params=params).state  # a non-trivial initial state
+        a = fast(x, state, params, return_traces=True, backend=backend)
+        b = reference(x, state, params, return_traces=True)
+        assert torch.equal(a.spikes, b.spikes)
+        for u, v in zip((*a.state, a.h_seq, a.v_seq), (*b.state, b.h_seq, b.v_seq)):
+            torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="backend: unknown backend 'gpu'"):
+        kernels.lif(x, backend="gpu")

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .functional.checks import Choice
+
 __all__ = ["SeqToANN", "TimeBatchNorm", "SharedDropout", "DirectEncoder", "BN_MODES", "DROPOUT_MODES",
            "dropout", "set_batch_norm_mode"]
 
@@ -52,21 +54,13 @@ class TimeBatchNorm(nn.Module):
     ``SyncBatchNorm.convert_sync_batchnorm`` (DDP) converts it correctly in both modes.
     """
 
+    mode = Choice(BN_MODES, "bn")
+
     def __init__(self, num_features: int, scale: float = 1.0, mode: str = "time_batch", **kwargs) -> None:
         super().__init__()
         self.bn = nn.BatchNorm2d(num_features, **kwargs)
         self.scale = float(scale)
         self.mode = mode
-
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @mode.setter
-    def mode(self, value: str) -> None:
-        if value not in BN_MODES:
-            raise ValueError(f"bn: got {value!r}, expected one of {list(BN_MODES)}")
-        self._mode = value
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not 3 <= x.dim() <= 5:

@@ -12,6 +12,7 @@ The equations are in :mod:`adalif.functional` and docs/neurons.md.
 
 from __future__ import annotations
 
+import inspect
 import math
 from typing import NamedTuple, Optional
 
@@ -33,34 +34,28 @@ __all__ = ["Neuron", "LIF", "PLIF", "DALIF", "ARLIF", "DECAY_FUNCTIONS"]
 
 
 class Neuron(nn.Module):
-    """Common call protocol. Subclasses define ``params()``, ``initial_state`` and ``_step``."""
+    """Common call protocol. Subclasses set ``dynamics`` (their family in :mod:`adalif.functional`)
+    and define ``params()``; the sequence and the step run through the family's functions."""
 
-    #: Name of the neuron family in ``adalif.kernels`` (``"lif"``, ``"dalif"``, ``"arlif"``).
-    family: str = ""
+    #: The neuron family: its step function, initial state and fused kernels.
+    dynamics: F.Dynamics
 
     def __init__(self, backend: Optional[str] = None) -> None:
         super().__init__()
         self.backend = dispatch.check_backend_name(backend, "backend")
 
     # -- to be provided by each neuron -------------------------------------------------------
-    def params(self, step_dim: Optional[int] = None) -> NamedTuple:
-        """The parameter record for a step input with ``step_dim`` dimensions (``[B, ...]``)."""
-        raise NotImplementedError
-
-    def initial_state(self, like: torch.Tensor) -> NamedTuple:
-        """The state before the first step, shaped like one step ``like`` (``[B, ...]``)."""
-        raise NotImplementedError
-
-    def _step(self, x: torch.Tensor, state: NamedTuple, params: NamedTuple) -> F.StepOutput:
+    def params(self) -> NamedTuple:
+        """The parameter record of the family's functions."""
         raise NotImplementedError
 
     def _check_step_input(self, x: torch.Tensor, name: str) -> None:
         """Neuron-specific checks of one step ``[B, ...]`` (for example the channel count)."""
 
     # -- shared ------------------------------------------------------------------------------
-    def _check_state(self, state: NamedTuple, step_shape) -> None:
-        for field, value in zip(state._fields, state):
-            check_state(value, step_shape, f"state.{field}")
+    def initial_state(self, like: torch.Tensor) -> NamedTuple:
+        """The state before the first step, shaped like one step ``like`` (``[B, ...]``)."""
+        return self.dynamics.initial_state(like, self.params())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes ``[T, B, ...]`` for ``x`` ``[T, B, ...]``, from a fresh state."""
@@ -72,64 +67,26 @@ class Neuron(nn.Module):
         """The whole sequence with its final state; ``h_seq``/``v_seq`` when ``return_traces``."""
         check_sequence(x)
         self._check_step_input(x[0], "x")
-        if state is None:
-            state = self.initial_state(x[0])
-        else:
-            self._check_state(state, x.shape[1:])
-        params = self.params(step_dim=x.dim() - 1)
-        out, self._last_backend = dispatch.run(self.family, x, state, params, self.backend, return_traces)
-        return out
+        params = self.params()
+        self._last_backend = dispatch.select(self.dynamics.family, self.backend, x, params)
+        return F.run(self.dynamics, x, state, params, return_traces, runner=dispatch.RUNNERS[self._last_backend])
 
     def step(self, x: torch.Tensor, state: Optional[NamedTuple] = None) -> F.StepOutput:
         """One time step: ``x`` ``[B, ...]`` -> ``StepOutput(spikes, state, h)``."""
         check_sequence(x, min_dim=1)
         self._check_step_input(x, "x")
+        params = self.params()
         if state is None:
-            state = self.initial_state(x)
+            state = self.dynamics.initial_state(x, params)
         else:
-            self._check_state(state, x.shape)
-        return self._step(x, state, self.params(step_dim=x.dim()))
+            for field, value in zip(state._fields, state):
+                check_state(value, x.shape, f"state.{field}")
+        return self.dynamics.step(x, state, params)
 
     @property
     def last_backend(self) -> Optional[str]:
         """The path that ran the most recent sequence call (``reference``, ``cpu`` or ``triton``)."""
         return getattr(self, "_last_backend", None)
-
-
-class _LIFBase(Neuron):
-    """What LIF and PLIF share: everything but the decay :math:`k`."""
-
-    family = "lif"
-
-    def __init__(self, decay_input, v_threshold, v_reset, detach_reset, surrogate, backend) -> None:
-        super().__init__(backend)
-        self.decay_input = bool(decay_input)
-        self.v_threshold = check_positive(v_threshold, "v_threshold")
-        self.v_reset = None if v_reset is None else check_finite(v_reset, "v_reset")
-        self.detach_reset = bool(detach_reset)
-        self.surrogate = get_surrogate(surrogate)
-
-    def decay(self):
-        """:math:`k = 1/\\tau`."""
-        raise NotImplementedError
-
-    def params(self, step_dim=None) -> F.LIFParameters:
-        return F.LIFParameters(
-            self.decay(), self.decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate
-        )
-
-    def initial_state(self, like):
-        return F.lif_initial_state(like, self.params())
-
-    def _step(self, x, state, params):
-        return F.lif_step(x, state, params)
-
-    def extra_repr(self) -> str:
-        reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"
-        return (
-            f"tau={self.tau:.4g}, decay_input={self.decay_input}, v_threshold={self.v_threshold}, "
-            f"{reset}, detach_reset={self.detach_reset}, surrogate={self.surrogate}"
-        )
 
 
 def _check_tau(value: float, name: str) -> float:
@@ -139,11 +96,14 @@ def _check_tau(value: float, name: str) -> float:
     return value
 
 
-class LIF(_LIFBase):
+class LIF(Neuron):
     """Leaky integrate-and-fire with SpikingJelly ``LIFNode`` semantics (multi-step mode).
 
     ``v_reset=None`` selects the soft reset (subtract :math:`V_{th}`). ``tau`` must exceed 1.
     """
+
+    dynamics = F.LIF
+    _tau_name = "tau"  # PLIF calls its argument init_tau, as SpikingJelly does
 
     def __init__(
         self,
@@ -155,32 +115,48 @@ class LIF(_LIFBase):
         surrogate: Surrogate = Sigmoid(4.0),
         backend: Optional[str] = None,
     ) -> None:
-        super().__init__(decay_input, v_threshold, v_reset, detach_reset, surrogate, backend)
-        self.tau = _check_tau(tau, "tau")
+        super().__init__(backend)
+        self.decay_input = bool(decay_input)
+        self.v_threshold = check_positive(v_threshold, "v_threshold")
+        self.v_reset = None if v_reset is None else check_finite(v_reset, "v_reset")
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = get_surrogate(surrogate)
+        self._init_decay(_check_tau(tau, self._tau_name))
 
-    def decay(self) -> float:
+    def _init_decay(self, tau: float) -> None:
+        self.tau = tau
+
+    def decay(self):
+        """:math:`k = 1/\\tau`."""
         return 1.0 / self.tau
 
+    def params(self) -> F.LIFParameters:
+        return F.LIFParameters(
+            self.decay(), self.decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate
+        )
 
-class PLIF(_LIFBase):
+    def extra_repr(self) -> str:
+        reset = "soft" if self.v_reset is None else f"v_reset={self.v_reset}"
+        return (
+            f"tau={self.tau:.4g}, decay_input={self.decay_input}, v_threshold={self.v_threshold}, "
+            f"{reset}, detach_reset={self.detach_reset}, surrogate={self.surrogate}"
+        )
+
+
+class PLIF(LIF):
     """Parametric LIF (SpikingJelly ``ParametricLIFNode``): one learnable decay per layer.
 
     :math:`k = \\sigma(w)` with :math:`w_0 = -\\log(\\texttt{init\\_tau} - 1)`, so :math:`k_0 = 1/\\texttt{init\\_tau}`.
+    Every other argument is :class:`LIF`'s.
     """
 
-    def __init__(
-        self,
-        init_tau: float = 2.0,
-        decay_input: bool = True,
-        v_threshold: float = 1.0,
-        v_reset: Optional[float] = 0.0,
-        detach_reset: bool = False,
-        surrogate: Surrogate = Sigmoid(4.0),
-        backend: Optional[str] = None,
-    ) -> None:
-        super().__init__(decay_input, v_threshold, v_reset, detach_reset, surrogate, backend)
-        init_tau = _check_tau(init_tau, "init_tau")
-        self.w = nn.Parameter(torch.tensor(-math.log(init_tau - 1.0)))
+    _tau_name = "init_tau"
+
+    def __init__(self, init_tau: float = 2.0, **kwargs) -> None:
+        super().__init__(init_tau, **kwargs)
+
+    def _init_decay(self, tau: float) -> None:
+        self.w = nn.Parameter(torch.tensor(-math.log(tau - 1.0)))
 
     @property
     def tau(self) -> float:
@@ -217,7 +193,7 @@ class DALIF(Neuron):
     :math:`\\beta_0=0.25`, :math:`V_{th}=0.5`, hard reset, Dspike-tanh surrogate with b = 3.
     """
 
-    family = "dalif"
+    dynamics = F.DALIF
 
     def __init__(
         self,
@@ -290,22 +266,11 @@ class DALIF(Neuron):
                 f"got one step of shape {tuple(x.shape)}"
             )
 
-    def params(self, step_dim: Optional[int] = None) -> F.DALIFParameters:
-        alpha, beta = self.alpha, self.beta
-        if self.granularity == "channel":
-            # [C] -> [C, 1, ..., 1] to broadcast over one step [B, C, *rest].
-            trailing = 0 if step_dim is None else step_dim - 2
-            alpha = alpha.view(-1, *([1] * trailing))
-            beta = beta.view(-1, *([1] * trailing))
+    def params(self) -> F.DALIFParameters:
         return F.DALIFParameters(
-            alpha, beta, self.v_threshold, self.reset_mode == "soft", self.detach_reset, self.surrogate
+            self.alpha, self.beta, self.v_threshold, self.reset_mode == "soft", self.detach_reset, self.surrogate,
+            per_channel=self.granularity == "channel",
         )
-
-    def _step(self, x, state, params):
-        return F.dalif_step(x, state, params)
-
-    def initial_state(self, like):
-        return F.LIFState(torch.zeros_like(like))
 
     def extra_repr(self) -> str:
         c = f", num_channels={self.num_channels}" if self.granularity == "channel" else ""
@@ -326,7 +291,7 @@ class ARLIF(Neuron):
     carried across steps (``c`` then gets no gradient and is kept as a buffer).
     """
 
-    family = "arlif"
+    dynamics = F.ARLIF
 
     def __init__(
         self,
@@ -360,17 +325,12 @@ class ARLIF(Neuron):
         else:
             self.register_buffer("c", c)
 
-    def params(self, step_dim=None) -> F.ARLIFParameters:
+    def params(self) -> F.ARLIFParameters:
         return F.ARLIFParameters(
             self.decay, self.v_threshold, self.a, self.c, self.adaptive_reset,
             self.adaptive_threshold, self.carry_memory, self.surrogate,
         )
 
-    def initial_state(self, like):
-        return F.arlif_initial_state(like)
-
-    def _step(self, x, state, params):
-        return F.arlif_step(x, state, params)
 
     def extra_repr(self) -> str:
         return (
@@ -378,3 +338,11 @@ class ARLIF(Neuron):
             f"adaptive_threshold={self.adaptive_threshold}, carry_memory={self.carry_memory}, "
             f"surrogate={self.surrogate}"
         )
+
+
+# PLIF's constructor takes LIF's arguments with ``init_tau`` for ``tau``: say so to introspection
+# (the model registry checks neuron specs against it).
+PLIF.__signature__ = inspect.signature(LIF).replace(parameters=[
+    inspect.Parameter("init_tau", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=2.0, annotation=float),
+    *(p for p in inspect.signature(LIF).parameters.values() if p.name != "tau"),
+])

@@ -28,6 +28,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..functional.checks import Choice
 from ..neurons import ARLIF, DALIF, LIF, PLIF
 from ..surrogate import ATan, Sigmoid, Surrogate
 
@@ -64,6 +65,9 @@ class StatefulNode(nn.Module):
     ``store_v_seq=True`` a multi-step call keeps the post-reset potentials in ``v_seq``.
     """
 
+    # "s": single-step, "m": multi-step; SpikingJelly's functional.set_step_mode(net, "m") assigns it.
+    step_mode = Choice(STEP_MODES, "step_mode")
+
     def __init__(self, *args, step_mode: str = "s", store_v_seq: bool = False, surrogate_function=None, **kwargs):
         if surrogate_function is not None:
             if "surrogate" in kwargs:
@@ -75,17 +79,6 @@ class StatefulNode(nn.Module):
         self.step_mode = step_mode
         self.store_v_seq = bool(store_v_seq)
         self.reset()
-
-    @property
-    def step_mode(self) -> str:
-        return self._step_mode
-
-    @step_mode.setter
-    def step_mode(self, value: str) -> None:
-        # SpikingJelly's functional.set_step_mode(net, "m") assigns this attribute on every module.
-        if value not in STEP_MODES:
-            raise ValueError(f"step_mode: got {value!r}, expected 's' (single-step) or 'm' (multi-step)")
-        self._step_mode = value
 
     def reset(self) -> None:
         """Forget the state: the next call starts from the neuron's initial state."""

@@ -16,15 +16,13 @@ reads :math:`M_{t-1} = 0` at every step (the official CIFAR10-DVS code). Nothing
 from __future__ import annotations
 
 import math
-
 from typing import NamedTuple, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
 from ..surrogate import Rectangle, Surrogate
-from .checks import check_sequence, check_state
-from .loop import unroll
+from .loop import Dynamics, run
 from .records import ARLIFState, SequenceOutput, StepOutput
 
 
@@ -39,40 +37,43 @@ class ARLIFParameters(NamedTuple):
     surrogate: Surrogate = Rectangle(1.0)
 
 
-def arlif_initial_state(like: torch.Tensor) -> ARLIFState:
+def arlif_initial_state(like: torch.Tensor, params: ARLIFParameters = None) -> ARLIFState:
+    """:math:`V_0 = M_0 = 0`, shaped like one step ``like``."""
     return ARLIFState(torch.zeros_like(like), torch.zeros_like(like))
+
+
+def threshold(x: torch.Tensor, params: ARLIFParameters):
+    """:math:`\\theta_t = V_{th} + \\tanh(a)\\tanh(X_t)`, or :math:`V_{th}` without the adaptive threshold."""
+    if not params.adaptive_threshold:
+        return params.v_threshold
+    tanh_a = torch.tanh(params.a) if isinstance(params.a, torch.Tensor) else math.tanh(params.a)
+    return params.v_threshold + tanh_a * torch.tanh(x)
+
+
+def reset(h: torch.Tensor, s: torch.Tensor, theta, m: torch.Tensor, params: ARLIFParameters) -> torch.Tensor:
+    """:math:`V_t = H_t - S_t(\\theta_t + \\sigma(M_t))`, or :math:`H_t - S_t\\theta_t` without the
+    adaptive reset: AR-LIF's one reset (the dispatcher builds its ``v_seq`` traces with it too)."""
+    return h - s * (theta + torch.sigmoid(m)) if params.adaptive_reset else h - s * theta
 
 
 def arlif_step(x: torch.Tensor, state: ARLIFState, params: ARLIFParameters) -> StepOutput:
     """One step: ``x`` ``[B, ...]`` -> spikes, new state ``(V, M)`` and :math:`H_t`."""
     h = params.decay * state.v + x
-    if params.adaptive_threshold:
-        tanh_a = torch.tanh(params.a) if isinstance(params.a, torch.Tensor) else math.tanh(params.a)
-        theta = params.v_threshold + tanh_a * torch.tanh(x)
-    else:
-        theta = params.v_threshold
+    theta = threshold(x, params)
     s = params.surrogate(h - theta)
     if not params.adaptive_reset:
-        return StepOutput(s, ARLIFState(h - s * theta, state.m), h)
+        return StepOutput(s, ARLIFState(reset(h, s, theta, state.m, params), state.m), h)
     m_prev = state.m if params.carry_memory else torch.zeros_like(state.m)
     gate = torch.sigmoid(params.c * x)
     m = gate * F.relu(m_prev) - (1.0 - gate) * F.relu(-m_prev)
     m = m + s * torch.sigmoid(x) - (1.0 - s) * torch.sigmoid(x)
-    v = h - s * (theta + torch.sigmoid(m))
-    return StepOutput(s, ARLIFState(v, m), h)
+    return StepOutput(s, ARLIFState(reset(h, s, theta, m, params), m), h)
 
 
-def arlif(
-    x: torch.Tensor,
-    state: Optional[ARLIFState] = None,
-    params: ARLIFParameters = ARLIFParameters(),
-    return_traces: bool = False,
-) -> SequenceOutput:
+def arlif(x: torch.Tensor, state: Optional[ARLIFState] = None, params: ARLIFParameters = ARLIFParameters(),
+          return_traces: bool = False) -> SequenceOutput:
     """AR-LIF over a sequence ``x`` ``[T, B, ...]``; the reference. :math:`V_0 = M_0 = 0`."""
-    check_sequence(x)
-    if state is None:
-        state = arlif_initial_state(x[0])
-    else:
-        check_state(state.v, x.shape[1:], "state.v")
-        check_state(state.m, x.shape[1:], "state.m")
-    return unroll(arlif_step, x, state, params, return_traces)
+    return run(ARLIF, x, state, params, return_traces)
+
+
+ARLIF = Dynamics("arlif", arlif_step, arlif_initial_state)

@@ -53,3 +53,22 @@ def check_choice(value: str, choices: Sequence[str], name: str) -> str:
     if value not in choices:
         raise ValueError(f"{name}: unknown value {value!r}; expected one of {list(choices)}")
     return value
+
+
+class Choice:
+    """A validated attribute: assigning a value outside ``choices`` raises, naming ``key``
+    (``TimeBatchNorm.mode``, a SpikingJelly-style node's ``step_mode``)."""
+
+    def __init__(self, choices: Sequence[str], key: str) -> None:
+        self.choices, self.key = tuple(choices), key
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.attr = "_" + name
+
+    def __get__(self, obj, objtype=None):
+        return self if obj is None else getattr(obj, self.attr)
+
+    def __set__(self, obj, value) -> None:
+        if value not in self.choices:
+            raise ValueError(f"{self.key}: got {value!r}, expected one of {list(self.choices)}")
+        object.__setattr__(obj, self.attr, value)

@@ -6,8 +6,8 @@
     V_t &= H_t (1 - S_t) \\ \\text{(hard reset to 0, default)}, \\qquad V_t = H_t - V_{th} S_t \\ \\text{(soft)}
 
 :math:`\\alpha` (spatial decay) scales the input, :math:`\\beta` (temporal decay) the carried
-potential; both are tensors broadcastable to one step ``[B, ...]`` (a scalar per layer, or
-``[C, 1, ..., 1]`` per channel). The paper writes :math:`V` for our :math:`H` and vice versa; the
+potential: scalars (per layer), or with ``per_channel=True`` tensors ``[C]`` that act on dimension 1
+of a step ``[B, C, ...]`` (the record says so; nothing is inferred from shapes). The paper writes :math:`V` for our :math:`H` and vice versa; the
 reset, threshold and surrogate are reconstructions (docs/neurons.md, "DA-LIF").
 """
 
@@ -18,8 +18,8 @@ from typing import NamedTuple, Optional, Union
 import torch
 
 from ..surrogate import DspikeTanh, Surrogate
-from .checks import check_sequence, check_state
-from .loop import unroll
+from .lif import reset
+from .loop import Dynamics, run
 from .records import LIFState, SequenceOutput, StepOutput
 
 
@@ -30,30 +30,29 @@ class DALIFParameters(NamedTuple):
     soft_reset: bool = False
     detach_reset: bool = False
     surrogate: Surrogate = DspikeTanh(3.0)
+    per_channel: bool = False
 
 
 def dalif_step(x: torch.Tensor, state: LIFState, params: DALIFParameters) -> StepOutput:
     """One step: ``x`` ``[B, ...]`` -> spikes, new state and :math:`H_t`."""
-    h = params.beta * state.v + params.alpha * x
+    alpha, beta = params.alpha, params.beta
+    if params.per_channel:  # [C] -> [C, 1, ..., 1] against one step [B, C, ...]
+        alpha, beta = (p.view(-1, *[1] * (x.dim() - 2)) for p in (alpha, beta))
+    h = beta * state.v + alpha * x
     s = params.surrogate(h - params.v_threshold)
-    s_reset = s.detach() if params.detach_reset else s
-    if params.soft_reset:
-        v = h - params.v_threshold * s_reset
-    else:
-        v = h * (1.0 - s_reset)
-    return StepOutput(s, LIFState(v), h)
+    v_reset = None if params.soft_reset else 0.0
+    return StepOutput(s, LIFState(reset(h, s, params.v_threshold, v_reset, params.detach_reset)), h)
 
 
-def dalif(
-    x: torch.Tensor,
-    state: Optional[LIFState] = None,
-    params: DALIFParameters = DALIFParameters(),
-    return_traces: bool = False,
-) -> SequenceOutput:
+def dalif_initial_state(like: torch.Tensor, params: DALIFParameters = None) -> LIFState:
+    """:math:`V_0 = 0`, shaped like one step ``like``."""
+    return LIFState(torch.zeros_like(like))
+
+
+def dalif(x: torch.Tensor, state: Optional[LIFState] = None, params: DALIFParameters = DALIFParameters(),
+          return_traces: bool = False) -> SequenceOutput:
     """DA-LIF over a sequence ``x`` ``[T, B, ...]``; the reference implementation. :math:`V_0 = 0`."""
-    check_sequence(x)
-    if state is None:
-        state = LIFState(torch.zeros_like(x[0]))
-    else:
-        check_state(state.v, x.shape[1:], "state.v")
-    return unroll(dalif_step, x, state, params, return_traces)
+    return run(DALIF, x, state, params, return_traces)
+
+
+DALIF = Dynamics("dalif", dalif_step, dalif_initial_state)

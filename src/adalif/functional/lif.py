@@ -19,8 +19,7 @@ from typing import NamedTuple, Optional, Union
 import torch
 
 from ..surrogate import Sigmoid, Surrogate
-from .checks import check_sequence, check_state
-from .loop import unroll
+from .loop import Dynamics, run
 from .records import LIFState, SequenceOutput, StepOutput
 
 
@@ -51,24 +50,23 @@ def lif_step(x: torch.Tensor, state: LIFState, params: LIFParameters) -> StepOut
     else:
         h = v - (v - v_reset) * k + x
     s = params.surrogate(h - params.v_threshold)
-    s_reset = s.detach() if params.detach_reset else s
-    if params.v_reset is None:
-        v = h - params.v_threshold * s_reset
-    else:
-        v = h * (1.0 - s_reset) + params.v_reset * s_reset
-    return StepOutput(s, LIFState(v), h)
+    return StepOutput(s, LIFState(reset(h, s, params.v_threshold, params.v_reset, params.detach_reset)), h)
 
 
-def lif(
-    x: torch.Tensor,
-    state: Optional[LIFState] = None,
-    params: LIFParameters = LIFParameters(),
-    return_traces: bool = False,
-) -> SequenceOutput:
+def reset(h: torch.Tensor, s: torch.Tensor, v_threshold: float, v_reset: Optional[float], detach: bool) -> torch.Tensor:
+    """:math:`V_t` from :math:`H_t` and :math:`S_t`: hard (to ``v_reset``) or soft (``v_reset=None``,
+    subtract :math:`V_{th}`); ``detach`` stops the gradient of :math:`S_t` in the reset only. The
+    LIF family's one reset (the dispatcher builds its ``v_seq`` traces with it too)."""
+    s = s.detach() if detach else s
+    if v_reset is None:
+        return h - v_threshold * s
+    return h * (1.0 - s) + v_reset * s
+
+
+def lif(x: torch.Tensor, state: Optional[LIFState] = None, params: LIFParameters = LIFParameters(),
+        return_traces: bool = False) -> SequenceOutput:
     """LIF (or PLIF) over a sequence ``x`` ``[T, B, ...]``; the reference implementation."""
-    check_sequence(x)
-    if state is None:
-        state = lif_initial_state(x[0], params)
-    else:
-        check_state(state.v, x.shape[1:], "state.v")
-    return unroll(lif_step, x, state, params, return_traces)
+    return run(LIF, x, state, params, return_traces)
+
+
+LIF = Dynamics("lif", lif_step, lif_initial_state)

@@ -1,31 +1,44 @@
-"""The plain step-by-step time loop: the reference every fast path is tested against."""
+"""The generic sequence runner: one function that every neuron, the reference loop, the modules
+and the fast-path dispatcher share.
+
+A neuron family is a :class:`Dynamics` record (its step function and its initial state);
+:func:`run` validates a sequence, builds the initial state when none is given, and hands both
+to a runner: :func:`unroll`, the plain step-by-step loop (the reference every fast path is
+tested against), or :func:`adalif.kernels.run` (the fused kernels, same signature).
+"""
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 import torch
 
+from .checks import check_sequence, check_state
 from .records import SequenceOutput, StepOutput
 
 StepFunction = Callable[[torch.Tensor, NamedTuple, NamedTuple], StepOutput]
 
 
-def unroll(
-    step: StepFunction,
-    x: torch.Tensor,
-    state: NamedTuple,
-    params: NamedTuple,
-    return_traces: bool = False,
-) -> SequenceOutput:
-    """Apply ``step`` to ``x[0], x[1], ...`` in order, threading the state through.
+class Dynamics(NamedTuple):
+    """A neuron family: ``family`` names its fused kernels (``"lif"``, ``"dalif"``, ``"arlif"``),
+    ``step(x_t, state, params)`` is one step, ``initial_state(like, params)`` the state before the
+    first, shaped like one step ``like`` ``[B, ...]``."""
+
+    family: str
+    step: StepFunction
+    initial_state: Callable[[torch.Tensor, NamedTuple], NamedTuple]
+
+
+def unroll(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTuple,
+           return_traces: bool = False) -> SequenceOutput:
+    """Apply ``dynamics.step`` to ``x[0], x[1], ...`` in order, threading the state through.
 
     ``x``: ``[T, B, ...]``. Returns the stacked spikes ``[T, B, ...]``, the final state and, when
     ``return_traces``, the stacked pre-reset ``h_seq`` and post-reset ``v_seq``.
     """
     spikes, h_seq, v_seq = [], [], []
     for x_t in x.unbind(0):
-        out = step(x_t, state, params)
+        out = dynamics.step(x_t, state, params)
         state = out.state
         spikes.append(out.spikes)
         if return_traces:
@@ -34,3 +47,19 @@ def unroll(
     if not return_traces:
         return SequenceOutput(torch.stack(spikes), state)
     return SequenceOutput(torch.stack(spikes), state, torch.stack(h_seq), torch.stack(v_seq))
+
+
+Runner = Callable[[Dynamics, torch.Tensor, NamedTuple, NamedTuple, bool], SequenceOutput]
+
+
+def run(dynamics: Dynamics, x: torch.Tensor, state: Optional[NamedTuple], params: NamedTuple,
+        return_traces: bool = False, runner: Runner = unroll) -> SequenceOutput:
+    """``dynamics`` over a sequence ``x`` ``[T, B, ...]`` from ``state`` (None: the initial state),
+    validated at this boundary, by ``runner`` (default: the reference loop)."""
+    check_sequence(x)
+    if state is None:
+        state = dynamics.initial_state(x[0], params)
+    else:
+        for field, value in zip(state._fields, state):
+            check_state(value, x.shape[1:], f"state.{field}")
+    return runner(dynamics, x, state, params, return_traces)

@@ -21,6 +21,7 @@ once per reason with a WARNING of the ``adalif.kernels`` logger.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import math
@@ -30,6 +31,10 @@ from typing import NamedTuple, Optional, Tuple
 import torch
 
 from .. import functional as F
+from ..functional.arlif import reset as arlif_reset
+from ..functional.arlif import threshold as arlif_threshold
+from ..functional.checks import check_sequence
+from ..functional.lif import reset as lif_reset
 from ..surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle
 from . import cpu, ops  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
 
@@ -40,7 +45,6 @@ ENV_VAR = "ADALIF_BACKEND"
 #: Automatic selection uses the compiled CPU path from this many neurons per time step.
 AUTO_CPU_MIN_STEP_NUMEL = 1 << 14
 
-_REFERENCE = {"lif": F.lif_step, "dalif": F.dalif_step, "arlif": F.arlif_step}
 #: The surrogates whose derivative the kernels evaluate in-kernel: these exact classes only, since
 #: a subclass may override ``derivative`` and only the reference loop would honour it.
 KERNEL_SURROGATES = (Rectangle, Triangle, Sigmoid, ATan, DspikeTanh)
@@ -75,15 +79,6 @@ def triton_unavailable_reason(device: torch.device) -> Optional[str]:
     return None
 
 
-def _param_layout(p, step_shape) -> Optional[int]:
-    """P for a decay of per-layer (P = 1) or per-channel (P = C, dim 1 of a step) shape, else None."""
-    if not isinstance(p, torch.Tensor) or p.numel() == 1:
-        return 1
-    if len(step_shape) >= 2 and p.shape[0] == step_shape[1] and p.numel() == step_shape[1] and p.dim() == len(step_shape) - 1:
-        return step_shape[1]
-    return None
-
-
 def _unsupported_reason(family: str, x: torch.Tensor, params: NamedTuple) -> Optional[str]:
     sg = params.surrogate
     if type(sg) not in KERNEL_SURROGATES:
@@ -93,8 +88,9 @@ def _unsupported_reason(family: str, x: torch.Tensor, params: NamedTuple) -> Opt
         return "the fused kernels implement spiking surrogates only (spiking=False needs the reference)"
     if family == "dalif":
         for name in ("alpha", "beta"):
-            if _param_layout(getattr(params, name), x.shape[1:]) is None:
-                return f"{name} of shape {tuple(getattr(params, name).shape)} is neither per layer nor per channel"
+            p = getattr(params, name)
+            if isinstance(p, torch.Tensor) and p.numel() > 1 and not (params.per_channel and p.dim() == 1):
+                return f"{name} of shape {tuple(p.shape)} is neither per layer nor per channel (per_channel=True, [C])"
     if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         return f"dtype {x.dtype} is not supported by the fused kernels"
     return None
@@ -163,31 +159,42 @@ def lif_coefficients(family: str, params: NamedTuple, like: torch.Tensor) -> LIF
     return LIFCoefficients(alpha, 1.0 - k, gamma, v_reset, hard)
 
 
-def _blocks(x: torch.Tensor, p: int) -> Tuple[int, int, int]:
-    """``(O, P, I)`` of one step: channels at dim 1 when parameters are per channel."""
+def _blocks(x: torch.Tensor, per_channel: bool) -> Tuple[int, int, int]:
+    """``(O, P, I)`` of one step ``[B, C, ...]``: P indexes the parameters (C when per channel)."""
     step = x.shape[1:]
-    if p == 1:
+    if not per_channel:
         return 1, 1, math.prod(step)
-    return step[0], p, math.prod(step[2:])
+    return step[0], step[1], math.prod(step[2:])
 
 
-def run(
-    family: str,
-    x: torch.Tensor,
-    state: NamedTuple,
-    params: NamedTuple,
-    requested: Optional[str] = None,
-    return_traces: bool = False,
-) -> Tuple[F.SequenceOutput, str]:
-    """Run ``family`` (``lif``, ``dalif`` or ``arlif``) on ``x`` ``[T, B, ...]``; inputs are validated."""
-    name = select(family, requested, x, params)
+def _fused(dynamics: F.Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTuple, return_traces: bool,
+           impl: str) -> F.SequenceOutput:
+    """A runner for :func:`adalif.functional.run`: the fused kernels ``impl`` (``cpu`` or ``triton``)."""
+    if dynamics.family == "arlif":
+        return _run_arlif(x, state, params, impl, return_traces)
+    return _run_lif(dynamics.family, x, state, params, impl, return_traces)
+
+
+#: The runner of each backend, for :func:`adalif.functional.run`.
+RUNNERS = {"reference": F.unroll, "cpu": functools.partial(_fused, impl="cpu"),
+           "triton": functools.partial(_fused, impl="triton")}
+
+
+def run(dynamics: F.Dynamics, x: torch.Tensor, state: Optional[NamedTuple] = None, params: Optional[NamedTuple] = None,
+        return_traces: bool = False, backend: Optional[str] = None) -> F.SequenceOutput:
+    """The fast path with the reference's signature: ``dynamics`` (``adalif.functional.LIF``,
+    ``DALIF`` or ``ARLIF``) over ``x`` ``[T, B, ...]`` on the backend chosen as the module docstring
+    says (``backend`` first). ``adalif.kernels.lif``/``dalif``/``arlif`` fix ``dynamics``."""
+    check_backend_name(backend, "backend")
+    params = _DEFAULT_PARAMS[dynamics.family] if params is None else params
+    check_sequence(x)
+    name = select(dynamics.family, backend, x, params)
     if not torch.compiler.is_compiling():
-        log.debug("adalif %s: backend %s for input %s %s", family, name, tuple(x.shape), x.dtype)
-    if name == "reference":
-        return F.unroll(_REFERENCE[family], x, state, params, return_traces), name
-    if family == "arlif":
-        return _run_arlif(x, state, params, name, return_traces), name
-    return _run_lif(family, x, state, params, name, return_traces), name
+        log.debug("adalif %s: backend %s for input %s %s", dynamics.family, name, tuple(x.shape), x.dtype)
+    return F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name])
+
+
+_DEFAULT_PARAMS = {"lif": F.LIFParameters(), "dalif": F.DALIFParameters(), "arlif": F.ARLIFParameters()}
 
 
 def _needs_save(x, state, tensors, return_traces) -> bool:
@@ -199,8 +206,7 @@ def _needs_save(x, state, tensors, return_traces) -> bool:
 
 def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
     co = lif_coefficients(family, params, x)
-    p = max(co.alpha.numel(), co.beta.numel())
-    blocks = _blocks(x, p)
+    blocks = _blocks(x, getattr(params, "per_channel", False))
     T = x.shape[0]
     sg = params.surrogate
     save = _needs_save(x, state, (co.alpha, co.beta, co.gamma), return_traces)
@@ -215,11 +221,7 @@ def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
     if not return_traces:
         return F.SequenceOutput(spikes, F.LIFState(v))
     h_seq = h_seq.reshape(x.shape).to(x.dtype)
-    s_reset = spikes.detach() if params.detach_reset else spikes
-    if co.hard:
-        v_seq = h_seq * (1 - s_reset) + co.v_reset * s_reset
-    else:
-        v_seq = h_seq - params.v_threshold * s_reset
+    v_seq = lif_reset(h_seq, spikes, params.v_threshold, co.v_reset if co.hard else None, params.detach_reset)
     return F.SequenceOutput(spikes, F.LIFState(v), h_seq, v_seq)
 
 
@@ -241,11 +243,6 @@ def _run_arlif(x, state, params, impl, return_traces) -> F.SequenceOutput:
     if not return_traces:
         return F.SequenceOutput(spikes, new_state)
     h_seq = h_seq.reshape(x.shape).to(x.dtype)
-    theta = params.v_threshold
-    if params.adaptive_threshold:
-        theta = theta + torch.tanh(a) * torch.tanh(x)
-    if params.adaptive_reset:
-        v_seq = h_seq - spikes * (theta + torch.sigmoid(m_seq.reshape(x.shape).to(x.dtype)))
-    else:
-        v_seq = h_seq - spikes * theta
+    m_seq = m_seq.reshape(x.shape).to(x.dtype) if params.adaptive_reset else None
+    v_seq = arlif_reset(h_seq, spikes, arlif_threshold(x, params._replace(a=a)), m_seq, params)
     return F.SequenceOutput(spikes, new_state, h_seq, v_seq)
