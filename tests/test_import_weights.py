@@ -219,7 +219,7 @@ def test_import_errors_name_the_key(tmp_path):
     no_a = {k: v for k, v in sd.items() if not k.endswith(".a")}
     with pytest.raises(ValueError, match=r"nothing in the official state dict fills features.1.a"):
         convert_state_dict(no_a, model())
-    with pytest.raises(ValueError, match=r"the official spiking_vgg11_bn has 8 conv layers, the adalif VGG has 10"):
+    with pytest.raises(ValueError, match=r"the official spiking_vgg11_bn has 8 conv layers, the adalif SpikingNet has 10"):
         convert_state_dict(sd, create_model("vgg13_bn", neuron="arlif", num_classes=11, in_channels=2))
     with pytest.raises(ValueError, match=r"not one of the official AR-LIF architectures"):
         detect_architecture({"foo.weight": torch.zeros(1)})

@@ -16,11 +16,15 @@ def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = 
 
 
 class SpikingNet(nn.Module):
-    """Base of every model: direct encoding of static input, then ``features`` and ``head``."""
+    """Every model: direct encoding of static input, then ``features`` and ``head``, initialised
+    with :func:`init_kaiming` (``linear_std``: N(0, std) for the linear layers, as the VGGs)."""
 
-    def __init__(self, T: int) -> None:
+    def __init__(self, features: nn.Module, head: nn.Module, T: int, linear_std: float = None) -> None:
         super().__init__()
         self.encoder = DirectEncoder(T)
+        self.features = features
+        self.head = head
+        init_kaiming(self, linear_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: images ``[B, C, H, W]`` (repeated T times) or sequences ``[T, B, C, H, W]``."""

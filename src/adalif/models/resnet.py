@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..layers import SeqToANN, TimeBatchNorm, dropout as dropout_layer
-from .common import SpikingNet, conv_bn, init_kaiming
+from .common import SpikingNet, conv_bn
 from .registry import NeuronFactory, register_model
 
 RESIDUAL_BN_SCALE = 1 / math.sqrt(2)  # tdBN's alpha for the two BNs whose outputs are summed
@@ -41,40 +41,42 @@ class BasicBlock(nn.Module):
         return self.neuron(self.branch(x) + self.shortcut(x))
 
 
-def _stages(cin: int, widths: Sequence[int], blocks: Sequence[int], strides: Sequence[int], neuron, downsample="conv"):
+def _stages(cin: int, widths: Sequence[int], blocks: Sequence[int], strides: Sequence[int], make_block) -> nn.Sequential:
+    """Stages of ``blocks[i]`` blocks of width ``widths[i]``, the first with ``strides[i]``;
+    ``make_block(cin, cout, stride)`` builds one (a BasicBlock or a PreActBlock)."""
     layers = []
     for width, n, stride in zip(widths, blocks, strides):
         for i in range(n):
-            layers.append(BasicBlock(cin, width, stride if i == 0 else 1, neuron, downsample))
+            layers.append(make_block(cin, width, stride if i == 0 else 1))
             cin = width
     return nn.Sequential(*layers)
 
 
-class ResNet(SpikingNet):
-    def __init__(self, stem: nn.Module, stages: nn.Module, head: nn.Module, T: int) -> None:
-        super().__init__(T)
-        self.features = nn.Sequential(stem, stages)
-        self.head = head
-        init_kaiming(self)
+def _basic(neuron: NeuronFactory, downsample: str = "conv"):
+    return lambda cin, cout, stride: BasicBlock(cin, cout, stride, neuron, downsample)
+
+
+def _resnet(stem: nn.Module, stages: nn.Module, head: nn.Module, T: int) -> SpikingNet:
+    return SpikingNet(nn.Sequential(stem, stages), head, T)
 
 
 @register_model
-def resnet19(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, stem: int = 128, hidden: Optional[int] = 256) -> ResNet:
+def resnet19(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, stem: int = 128, hidden: Optional[int] = 256) -> SpikingNet:
     """ResNet-19 of tdBN/TET: stem ``stem`` (128, or 64 as in the TET code), stages 128/256/512
     with [3, 3, 2] blocks, head global average pool -> FC 512->``hidden`` -> neuron -> FC (TET
     head; ``hidden=None`` gives the GLIF head 512->C)."""
     stem_layer = nn.Sequential(conv_bn(in_channels, stem), neuron(stem))
-    stages = _stages(stem, (128, 256, 512), (3, 3, 2), (1, 2, 2), neuron)
+    stages = _stages(stem, (128, 256, 512), (3, 3, 2), (1, 2, 2), _basic(neuron))
     pool = SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     if hidden:
         head = nn.Sequential(pool, SeqToANN(nn.Linear(512, hidden)), neuron(hidden), SeqToANN(nn.Linear(hidden, num_classes)))
     else:
         head = nn.Sequential(pool, SeqToANN(nn.Linear(512, num_classes)))
-    return ResNet(stem_layer, stages, head, T)
+    return _resnet(stem_layer, stages, head, T)
 
 
 @register_model
-def resnet20_mpbn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 2) -> ResNet:
+def resnet20_mpbn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 2) -> SpikingNet:
     """MPBN-style ResNet-20 (DA-LIF authors' framework; reconstruction, see docs/models.md):
     stem 3 x (conv3x3 64 + BN + neuron), AvgPool 2, four stages 64/128/256/512 of 2 blocks with
     strides 1/2/2/2 and average-pool shortcuts, global average pool, FC 512->C."""
@@ -82,29 +84,29 @@ def resnet20_mpbn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int
         conv_bn(in_channels, 64), neuron(64), conv_bn(64, 64), neuron(64), conv_bn(64, 64), neuron(64),
         SeqToANN(nn.AvgPool2d(2)),
     )
-    stages = _stages(64, (64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2), neuron, downsample="avgpool")
+    stages = _stages(64, (64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2), _basic(neuron, "avgpool"))
     head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()), SeqToANN(nn.Linear(512, num_classes)))
-    return ResNet(stem, stages, head, T)
+    return _resnet(stem, stages, head, T)
 
 
-def _imagenet_resnet(blocks, neuron, num_classes, in_channels, T) -> ResNet:
+def _imagenet_resnet(blocks, neuron, num_classes, in_channels, T) -> SpikingNet:
     stem = nn.Sequential(
         SeqToANN(nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)), TimeBatchNorm(64), neuron(64),
         SeqToANN(nn.AvgPool2d(3, 2, 1)),
     )
-    stages = _stages(64, (64, 128, 256, 512), blocks, (1, 2, 2, 2), neuron)
+    stages = _stages(64, (64, 128, 256, 512), blocks, (1, 2, 2, 2), _basic(neuron))
     head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()), SeqToANN(nn.Linear(512, num_classes)))
-    return ResNet(stem, stages, head, T)
+    return _resnet(stem, stages, head, T)
 
 
 @register_model
-def resnet18(neuron: NeuronFactory, num_classes: int = 1000, in_channels: int = 3, T: int = 4) -> ResNet:
+def resnet18(neuron: NeuronFactory, num_classes: int = 1000, in_channels: int = 3, T: int = 4) -> SpikingNet:
     """ImageNet ResNet-18: 7x7/2 stem, AvgPool 3x3/2, [2, 2, 2, 2] blocks, FC 512->C."""
     return _imagenet_resnet((2, 2, 2, 2), neuron, num_classes, in_channels, T)
 
 
 @register_model
-def resnet34(neuron: NeuronFactory, num_classes: int = 1000, in_channels: int = 3, T: int = 4) -> ResNet:
+def resnet34(neuron: NeuronFactory, num_classes: int = 1000, in_channels: int = 3, T: int = 4) -> SpikingNet:
     """ImageNet ResNet-34: as ResNet-18 with [3, 4, 6, 3] blocks."""
     return _imagenet_resnet((3, 4, 6, 3), neuron, num_classes, in_channels, T)
 
@@ -129,24 +131,21 @@ class PreActBlock(nn.Module):
 
 @register_model
 def preact_resnet18(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
-                    dropout_mode: str = "shared") -> ResNet:
+                    dropout_mode: str = "shared") -> SpikingNet:
     """Pre-activation ResNet-18 of the AR-LIF CIFAR runs: conv3x3 64 stem (no BN, no neuron),
     [2, 2, 2, 2] PreActBlocks 64/128/256/512, head BN -> neuron -> AvgPool 4 -> FC 512->C."""
     stem = SeqToANN(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False))
-    blocks, cin = [], 64
-    for width, stride in zip((64, 128, 256, 512), (1, 2, 2, 2)):
-        for i in range(2):
-            blocks.append(PreActBlock(cin, width, stride if i == 0 else 1, neuron, dropout, dropout_mode))
-            cin = width
+    stages = _stages(64, (64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2),
+                     lambda cin, cout, stride: PreActBlock(cin, cout, stride, neuron, dropout, dropout_mode))
     head = nn.Sequential(
         TimeBatchNorm(512), neuron(512), SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
         dropout_layer(dropout, dropout_mode), SeqToANN(nn.Linear(512, num_classes)),
     )
-    model = ResNet(stem, nn.Sequential(*blocks), head, T)
+    model = _resnet(stem, stages, head, T)
     for m in model.modules():
         if isinstance(m, nn.Linear):
             nn.init.zeros_(m.bias)
     return model
 
 
-__all__ = ["BasicBlock", "PreActBlock", "ResNet"]
+__all__ = ["BasicBlock", "PreActBlock"]

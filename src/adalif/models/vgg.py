@@ -8,7 +8,7 @@ from typing import Sequence, Union
 from torch import nn
 
 from ..layers import SeqToANN, dropout as dropout_layer
-from .common import SpikingNet, conv_bn, init_kaiming
+from .common import SpikingNet, conv_bn
 from .registry import NeuronFactory, register_model
 
 
@@ -28,14 +28,6 @@ def _features(cfg: Sequence[Union[int, str]], cin: int, neuron: NeuronFactory, d
     return nn.Sequential(*layers)
 
 
-class VGG(SpikingNet):
-    def __init__(self, features: nn.Module, head: nn.Module, T: int, linear_std=None) -> None:
-        super().__init__(T)
-        self.features = features
-        self.head = head
-        init_kaiming(self, linear_std)
-
-
 VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 VGG13 = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 VGGSNN = [64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
@@ -43,12 +35,12 @@ VGGSNN = [64, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
 def _vgg_bn(cfg, neuron, num_classes, in_channels, T, dropout, dropout_mode):
     head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten(), nn.Linear(512 * 49, num_classes)))
-    return VGG(_features(cfg, in_channels, neuron, dropout, dropout_mode=dropout_mode), head, T, linear_std=0.01)
+    return SpikingNet(_features(cfg, in_channels, neuron, dropout, dropout_mode=dropout_mode), head, T, linear_std=0.01)
 
 
 @register_model
 def vgg11_bn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
-             dropout_mode: str = "shared") -> VGG:
+             dropout_mode: str = "shared") -> SpikingNet:
     """AR-LIF ``spiking_vgg11_bn``: 8 spiking layers, AvgPool, AdaptiveAvgPool (7, 7), FC 25088->C.
     ``dropout_mode``: "shared" (one mask for all steps, SpikingJelly's layer.Dropout) or "per_step"."""
     return _vgg_bn(VGG11, neuron, num_classes, in_channels, T, dropout, dropout_mode)
@@ -56,14 +48,14 @@ def vgg11_bn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3,
 
 @register_model
 def vgg13_bn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
-             dropout_mode: str = "shared") -> VGG:
+             dropout_mode: str = "shared") -> SpikingNet:
     """AR-LIF ``spiking_vgg13_bn``: 10 spiking layers, otherwise as VGG-11."""
     return _vgg_bn(VGG13, neuron, num_classes, in_channels, T, dropout, dropout_mode)
 
 
 @register_model
 def vggsnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 2, T: int = 10, input_size: int = 48,
-           dropout: float = 0.0, dropout_mode: str = "shared") -> VGG:
+           dropout: float = 0.0, dropout_mode: str = "shared") -> SpikingNet:
     """VGGSNN (TET): 8 spiking layers, 4 AvgPools, flatten, [dropout,] FC 512·(s/16)²->C.
     ``input_size``: the side of the input, a multiple of 16: 48 (CIFAR10-DVS, 2 channels) or 64
     (Tiny-ImageNet, 3 channels); a run takes it from its data.
@@ -75,15 +67,15 @@ def vggsnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 2, T
     head = nn.Sequential(
         SeqToANN(nn.Flatten()), dropout_layer(dropout, dropout_mode), SeqToANN(nn.Linear(512 * side * side, num_classes))
     )
-    return VGG(_features(VGGSNN, in_channels, neuron), head, T)
+    return SpikingNet(_features(VGGSNN, in_channels, neuron), head, T)
 
 
 @register_model
 def digits_cnn(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 1, T: int = 4, width: int = 32,
-               batch_norm: bool = True) -> VGG:
+               batch_norm: bool = True) -> SpikingNet:
     """A small spiking CNN for the embedded 8x8 digits (and their event version): two conv
     layers of ``width`` and 2·``width`` channels, AvgPool to 4x4, FC -> C. ``batch_norm=False``
     drops BN (its statistics would differ per DDP process on CPU, where SyncBatchNorm is unavailable)."""
     features = _features([width, 2 * width, "M"], in_channels, neuron, norm=batch_norm)
     head = nn.Sequential(SeqToANN(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(2 * width * 16, num_classes)))
-    return VGG(features, head, T)
+    return SpikingNet(features, head, T)
