@@ -257,7 +257,7 @@ def test_import_weights_command_writes_a_checkpoint_that_adalif_eval_reads(tmp_p
     images = (torch.from_numpy(test.images).float() / 255 - mean) / std
     logits = official_forward("spiking_resnet18", sd, images.unsqueeze(0).expand(4, *images.shape))
     labels = torch.from_numpy(test.labels)
-    loss = SpikingLoss(kind="tet", lamb=0.05, phi=1.0)(logits, labels)
+    loss = SpikingLoss(kind="tet", mse_weight=0.05, phi=1.0)(logits, labels)
     assert result["loss"] == pytest.approx(float(loss), rel=1e-4)
     assert result["accuracy"] == pytest.approx(float((logits.mean(0).argmax(1) == labels).float().mean()))
     assert main(["import-weights", str(tmp_path / "missing.pth"), "--config", "configs/arlif_cifar10_resnet18_T4.yaml",

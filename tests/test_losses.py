@@ -42,8 +42,10 @@ def test_mean_ce_and_prediction_use_the_mean_over_time():
 
 def test_loss_module_and_errors():
     logits, y = torch.randn(2, 3, 4), torch.tensor([0, 1, 2])
-    torch.testing.assert_close(SpikingLoss("tet", lamb=0.1)(logits, y), tet_loss(logits, y, 0.1))
+    torch.testing.assert_close(SpikingLoss("tet", mse_weight=0.1)(logits, y), tet_loss(logits, y, 0.1))
+    with pytest.warns(DeprecationWarning, match="loss.lamb is deprecated"):  # the old name still works
+        torch.testing.assert_close(SpikingLoss("tet", lamb=0.1)(logits, y), tet_loss(logits, y, 0.1))
     with pytest.raises(ValueError, match="loss.kind: unknown value 'mse'"):
         SpikingLoss("mse")
-    with pytest.raises(ValueError, match="loss.lamb: expected a weight in"):
-        SpikingLoss("tet", lamb=1.5)
+    with pytest.raises(ValueError, match="loss.mse_weight: expected a weight in"):
+        SpikingLoss("tet", mse_weight=1.5)

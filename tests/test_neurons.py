@@ -253,3 +253,17 @@ def test_bad_backend_environment_variable(monkeypatch):
     monkeypatch.setenv("ADALIF_BACKEND", "gpu")
     with pytest.raises(ValueError, match="ADALIF_BACKEND: unknown backend 'gpu'"):
         LIF()(torch.ones(2, 2))
+
+
+def test_dalif_state_dict_never_loads_a_decay_with_the_other_meaning():
+    """A learned decay is stored as its free parameter (tau_a = f^-1(alpha)), a fixed one as its
+    value (fixed_alpha): loading one into the other would change the decay silently."""
+    learned, fixed = DALIF(alpha_init=0.9), DALIF(alpha_init=0.9, learn_alpha=False)
+    assert sorted(learned.state_dict()) == ["tau_a", "tau_b"] and sorted(fixed.state_dict()) == ["fixed_alpha", "tau_b"]
+    torch.testing.assert_close(learned.alpha, fixed.alpha)
+    with pytest.raises(ValueError, match=r"tau_a: this state dict holds the free parameter f\^-1\(alpha\) of a learned"):
+        fixed.load_state_dict(learned.state_dict())
+    with pytest.raises(ValueError, match=r"fixed_alpha: this state dict holds a fixed alpha, but this DALIF learns it"):
+        learned.load_state_dict(fixed.state_dict())
+    fixed.load_state_dict(DALIF(alpha_init=0.5, learn_alpha=False).state_dict())
+    assert fixed.alpha.item() == 0.5

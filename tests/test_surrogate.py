@@ -27,9 +27,9 @@ def test_forward_is_heaviside_and_backward_is_derivative(sg):
 def test_derivative_is_the_derivative_of_the_primitive(sg):
     # Away from kinks, autograd of the smooth primitive equals the surrogate formula.
     u = torch.linspace(-1.9, 1.9, 77, dtype=torch.float64)
-    kinks = torch.tensor([-sg.alpha / 2, sg.alpha / 2, -sg.alpha, sg.alpha, -0.5, 0.5], dtype=torch.float64)
+    kinks = torch.tensor([-sg.scale / 2, sg.scale / 2, -sg.scale, sg.scale, -0.5, 0.5], dtype=torch.float64)
     u = u[(u[:, None] - kinks[None]).abs().min(dim=1).values > 1e-3].requires_grad_(True)
-    smooth = type(sg)(sg.alpha, spiking=False)
+    smooth = type(sg)(sg.scale, spiking=False)
     (g,) = torch.autograd.grad(smooth(u).sum(), u)
     torch.testing.assert_close(g, sg.derivative(u.detach()))
 
@@ -49,16 +49,21 @@ def test_formulas_at_known_points():
 @pytest.mark.parametrize("sg", ALL, ids=repr)
 def test_picklable_hashable_and_readable(sg):
     assert pickle.loads(pickle.dumps(sg)) == sg
-    assert hash(sg) == hash(type(sg)(sg.alpha))
-    assert repr(sg).startswith(type(sg).__name__ + "(alpha=")
+    assert hash(sg) == hash(type(sg)(sg.scale))
+    assert repr(sg).startswith(type(sg).__name__ + "(scale=")
 
 
 def test_get_surrogate_and_errors():
     assert get_surrogate("atan") == ATan(2.0)
-    assert get_surrogate({"name": "zif", "alpha": 0.5}) == Triangle(0.5)
+    assert get_surrogate({"name": "zif", "scale": 0.5}) == Triangle(0.5)
+    # The old name of the shape parameter still works, with a deprecation warning.
+    with pytest.warns(DeprecationWarning, match="the surrogate's shape parameter is `scale`"):
+        assert get_surrogate({"name": "zif", "alpha": 0.5}) == Triangle(0.5)
+    with pytest.warns(DeprecationWarning, match="Surrogate.alpha is deprecated"):
+        assert Triangle(0.5).alpha == 0.5
     with pytest.raises(ValueError, match="surrogate: unknown name 'relu'"):
         get_surrogate("relu")
-    with pytest.raises(ValueError, match="alpha must be a positive"):
+    with pytest.raises(ValueError, match="scale must be a positive"):
         Sigmoid(-1.0)
-    with pytest.raises(ValueError, match="alpha must be a positive"):
+    with pytest.raises(ValueError, match="scale must be a positive"):
         ATan(math.nan)

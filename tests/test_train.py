@@ -101,7 +101,7 @@ def test_an_existing_run_is_never_overwritten_unless_asked(tmp_path):
     (["--model.options", "{depth: 3}"], "model.depth: not an option of digits_cnn"),
     (["--model.neuron", "{name: arlif, decay: nan}"], "decay"),
     (["--loss.kind", "hinge"], "loss.kind: unknown value 'hinge'"),
-    (["--loss.lamb", "2.0"], "loss.lamb: expected a weight in [0, 1]"),
+    (["--loss.mse_weight", "2.0"], "loss.mse_weight: expected a weight in [0, 1]"),
     (["--trainer.strategy", "ddpp"], "trainer.strategy: got 'ddpp', expected one of"),
     (["--trainer.accelerator", "npu"], "trainer.accelerator: got 'npu'"),
     (["--trainer.devices", "0"], "trainer.devices: got 0"),

@@ -228,10 +228,16 @@ class DALIF(Neuron):
         self.surrogate = get_surrogate(surrogate)
         self.learn_alpha, self.learn_beta = bool(learn_alpha), bool(learn_beta)
         shape = (num_channels,) if granularity == "channel" else ()
-        self._register_decay("tau_a", "alpha_init", alpha_init, self.learn_alpha, shape)
-        self._register_decay("tau_b", "beta_init", beta_init, self.learn_beta, shape)
+        self._register_decay("alpha", alpha_init, self.learn_alpha, shape)
+        self._register_decay("beta", beta_init, self.learn_beta, shape)
 
-    def _register_decay(self, name: str, arg: str, value: float, learn: bool, shape) -> None:
+    #: Where each decay lives: the free parameter f^-1(decay) when learned, the decay itself when
+    #: fixed. Two names, so that a state dict never loads with the other meaning.
+    _NAMES = {("alpha", True): "tau_a", ("alpha", False): "fixed_alpha",
+              ("beta", True): "tau_b", ("beta", False): "fixed_beta"}
+
+    def _register_decay(self, decay: str, value: float, learn: bool, shape) -> None:
+        arg, name = f"{decay}_init", self._NAMES[decay, learn]
         value = check_finite(value, arg)
         if learn:
             _, inverse, (low, high) = DECAY_FUNCTIONS[self.decay_fn]
@@ -245,18 +251,37 @@ class DALIF(Neuron):
             # A fixed decay is stored as its effective value: no inverse needed, any value allowed.
             self.register_buffer(name, torch.full(shape, value))
 
-    def _effective(self, free: torch.Tensor, learn: bool) -> torch.Tensor:
-        return DECAY_FUNCTIONS[self.decay_fn][0](free) if learn else free
+    def _effective(self, decay: str, learn: bool) -> torch.Tensor:
+        stored = getattr(self, self._NAMES[decay, learn])
+        return DECAY_FUNCTIONS[self.decay_fn][0](stored) if learn else stored
 
     @property
     def alpha(self) -> torch.Tensor:
-        """Effective spatial decay :math:`\\alpha = f(\\tau_a)`: a scalar, or ``[C]`` per channel."""
-        return self._effective(self.tau_a, self.learn_alpha)
+        """Effective spatial decay :math:`\\alpha = f(\\tau_a)` (or ``fixed_alpha``): a scalar, or ``[C]`` per channel."""
+        return self._effective("alpha", self.learn_alpha)
 
     @property
     def beta(self) -> torch.Tensor:
-        """Effective temporal decay :math:`\\beta = f(\\tau_b)`: a scalar, or ``[C]`` per channel."""
-        return self._effective(self.tau_b, self.learn_beta)
+        """Effective temporal decay :math:`\\beta = f(\\tau_b)` (or ``fixed_beta``): a scalar, or ``[C]`` per channel."""
+        return self._effective("beta", self.learn_beta)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        # A learned decay's free parameter must never load as a fixed decay, or the reverse.
+        for decay, learn in (("alpha", self.learn_alpha), ("beta", self.learn_beta)):
+            other = prefix + self._NAMES[decay, not learn]
+            if other not in state_dict:
+                continue
+            if learn:
+                raise ValueError(f"{other}: this state dict holds a fixed {decay}, but this DALIF learns it "
+                                 f"(learn_{decay}=True); build it with learn_{decay}=False to load it")
+            raise ValueError(
+                f"{other}: this state dict holds the free parameter f^-1({decay}) of a learned {decay}, but this DALIF "
+                f"fixes it (learn_{decay}=False); build it with learn_{decay}=True to load it. (adalif 0.1 stored a "
+                f"fixed {decay} under this name too: if that is what this is, rename the key to {self._NAMES[decay, False]}.)"
+            )
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     def _check_step_input(self, x, name):
         if self.granularity == "channel" and (x.dim() < 2 or x.shape[1] != self.num_channels):

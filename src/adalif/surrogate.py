@@ -4,8 +4,9 @@ Every surrogate fires with the Heaviside step :math:`\\Theta(u) = 1` for :math:`
 forward pass and replaces :math:`\\Theta'(u)` by a smooth or piecewise derivative in its
 backward pass. ``u`` is always the distance to the threshold, ``u = H_t - \\theta_t``.
 
-A surrogate is a small frozen dataclass: picklable, printable, hashable. ``alpha`` is its one
-shape parameter (the width or temperature named in docs/neurons.md). With ``spiking=False`` the
+A surrogate is a small frozen dataclass: picklable, printable, hashable. ``scale`` is its one
+shape parameter (the width, slope or temperature named in docs/neurons.md; SpikingJelly calls it
+``alpha``, a name adalif keeps for DA-LIF's spatial decay: ``alpha=`` still works, deprecated). With ``spiking=False`` the
 forward pass returns the smooth primitive whose exact derivative is the surrogate, which makes
 ``torch.autograd.gradcheck`` meaningful on whole neurons.
 
@@ -16,7 +17,9 @@ derivative in-kernel); :attr:`Surrogate.kind` names it for them.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -54,22 +57,35 @@ class _SpikeFunction(torch.autograd.Function):
         return grad_output * ctx.surrogate.derivative(u), None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Surrogate:
-    """Base class: subclasses define :meth:`derivative` and :meth:`primitive`."""
+    """Base class: subclasses define :meth:`derivative`, :meth:`primitive` and their default scale."""
 
-    alpha: float = 1.0
+    scale: float
     spiking: bool = True
 
     #: Stable name used by the fused kernels to pick the same formula.
     kind = "base"
+    default_scale = 1.0
 
-    def __post_init__(self) -> None:
-        if not (isinstance(self.alpha, (int, float)) and math.isfinite(self.alpha) and self.alpha > 0):
-            raise ValueError(
-                f"{type(self).__name__}: alpha must be a positive finite number, got {self.alpha!r}"
-            )
-        object.__setattr__(self, "alpha", float(self.alpha))
+    def __init__(self, scale: Optional[float] = None, spiking: bool = True, *, alpha: Optional[float] = None) -> None:
+        if alpha is not None:
+            warnings.warn(f"{type(self).__name__}(alpha=...) is deprecated: the surrogate's shape parameter is "
+                          f"`scale` (alpha is DA-LIF's spatial decay)", DeprecationWarning, stacklevel=2)
+            if scale is not None:
+                raise ValueError(f"{type(self).__name__}: give scale, not both scale and alpha")
+            scale = alpha
+        scale = type(self).default_scale if scale is None else scale
+        if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+            raise ValueError(f"{type(self).__name__}: scale must be a positive finite number, got {scale!r}")
+        object.__setattr__(self, "scale", float(scale))
+        object.__setattr__(self, "spiking", bool(spiking))
+
+    @property
+    def alpha(self) -> float:
+        """Deprecated name of :attr:`scale`."""
+        warnings.warn("Surrogate.alpha is deprecated: use Surrogate.scale", DeprecationWarning, stacklevel=2)
+        return self.scale
 
     def __call__(self, u: torch.Tensor) -> torch.Tensor:
         if not self.spiking:
@@ -83,76 +99,76 @@ class Surrogate:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Rectangle(Surrogate):
-    """Box: :math:`\\frac{1}{\\alpha}\\,\\mathbb 1[|u| \\le \\alpha/2]` (AR-LIF official code, alpha 1).
+    """Box: :math:`\\frac{1}{\\alpha}\\,\\mathbb 1[|u| \\le \\alpha/2]` (AR-LIF official code, scale 1).
 
     Primitive: :math:`\\mathrm{clip}(u/\\alpha + 1/2, 0, 1)`.
     """
 
-    alpha: float = 1.0
+    default_scale = 1.0
     kind = "rectangle"
 
     def derivative(self, u):
-        return (u.abs() <= self.alpha / 2).to(u.dtype) / self.alpha
+        return (u.abs() <= self.scale / 2).to(u.dtype) / self.scale
 
     def primitive(self, u):
-        return (u / self.alpha + 0.5).clamp(0.0, 1.0)
+        return (u / self.scale + 0.5).clamp(0.0, 1.0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Triangle(Surrogate):
-    """ZIF / triangle: :math:`\\frac{1}{\\gamma^2}\\max(0, \\gamma - |u|)` with :math:`\\gamma` = alpha.
+    """ZIF / triangle: :math:`\\frac{1}{\\gamma^2}\\max(0, \\gamma - |u|)` with :math:`\\gamma` = scale.
 
     Equal to SpikingJelly's ``PiecewiseQuadratic(1/gamma)``; TET and the AR-LIF CIFAR10-DVS code
     use gamma 1.
     """
 
-    alpha: float = 1.0
+    default_scale = 1.0
     kind = "triangle"
 
     def derivative(self, u):
-        return (self.alpha - u.abs()).clamp_min(0.0) / (self.alpha * self.alpha)
+        return (self.scale - u.abs()).clamp_min(0.0) / (self.scale * self.scale)
 
     def primitive(self, u):
-        g = self.alpha
+        g = self.scale
         uc = u.clamp(-g, g)
         inner = 0.5 + uc / g - uc * uc.abs() / (2 * g * g)
         return inner
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Sigmoid(Surrogate):
-    """:math:`\\alpha\\,\\sigma(\\alpha u)(1-\\sigma(\\alpha u))`, SpikingJelly's default (alpha 4)."""
+    """:math:`\\alpha\\,\\sigma(\\alpha u)(1-\\sigma(\\alpha u))`, SpikingJelly's default (scale 4)."""
 
-    alpha: float = 4.0
+    default_scale = 4.0
     kind = "sigmoid"
 
     def derivative(self, u):
-        sg = torch.sigmoid(self.alpha * u)
-        return self.alpha * sg * (1.0 - sg)
+        sg = torch.sigmoid(self.scale * u)
+        return self.scale * sg * (1.0 - sg)
 
     def primitive(self, u):
-        return torch.sigmoid(self.alpha * u)
+        return torch.sigmoid(self.scale * u)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class ATan(Surrogate):
-    """:math:`\\frac{\\alpha/2}{1 + (\\frac{\\pi}{2}\\alpha u)^2}`, peak alpha/2 (snnTorch default, alpha 2)."""
+    """:math:`\\frac{\\alpha/2}{1 + (\\frac{\\pi}{2}\\alpha u)^2}`, peak scale/2 (snnTorch default, scale 2)."""
 
-    alpha: float = 2.0
+    default_scale = 2.0
     kind = "atan"
 
     def derivative(self, u):
-        return (self.alpha / 2) / (1.0 + (math.pi / 2 * self.alpha * u) ** 2)
+        return (self.scale / 2) / (1.0 + (math.pi / 2 * self.scale * u) ** 2)
 
     def primitive(self, u):
-        return torch.atan(math.pi / 2 * self.alpha * u) / math.pi + 0.5
+        return torch.atan(math.pi / 2 * self.scale * u) / math.pi + 0.5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class DspikeTanh(Surrogate):
-    """Dspike-type tanh surrogate of the DA-LIF authors' code, temperature ``b`` = alpha (default 3).
+    """Dspike-type tanh surrogate of the DA-LIF authors' code, temperature ``b`` = scale (default 3).
 
     The group's code fires at ``mem > 0.5`` with :math:`V_{th}=1`; the library centres the
     surrogate on the threshold instead, evaluating it at :math:`u' = u + 1/2` (docs/neurons.md):
@@ -160,16 +176,16 @@ class DspikeTanh(Surrogate):
     .. math:: \\frac{b\\,(1-\\tanh^2(b(u' - 1/2)))}{2\\tanh(b/2)}\\ \\text{on}\\ 0<u'<1,\\ 0\\ \\text{elsewhere}
     """
 
-    alpha: float = 3.0
+    default_scale = 3.0
     kind = "dspike"
 
     def derivative(self, u):
-        b = self.alpha
+        b = self.scale
         inside = (u > -0.5) & (u < 0.5)
         return inside.to(u.dtype) * (b * (1.0 - torch.tanh(b * u) ** 2) / (2.0 * math.tanh(b / 2)))
 
     def primitive(self, u):
-        b = self.alpha
+        b = self.scale
         uc = u.clamp(-0.5, 0.5)
         return (torch.tanh(b * uc) + math.tanh(b / 2)) / (2.0 * math.tanh(b / 2))
 
@@ -179,7 +195,7 @@ _BY_NAME.update({"zif": Triangle, "dspike_tanh": DspikeTanh})
 
 
 def get_surrogate(spec: "Surrogate | str | dict") -> Surrogate:
-    """Build a surrogate from an instance, a name (``"atan"``) or ``{"name": "atan", "alpha": 2}``."""
+    """Build a surrogate from an instance, a name (``"atan"``) or ``{"name": "atan", "scale": 2}``."""
     if isinstance(spec, Surrogate):
         return spec
     if isinstance(spec, str):

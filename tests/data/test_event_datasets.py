@@ -54,9 +54,13 @@ def test_cifar10_dvs_cache_frames_labels_and_stored_splits(dvs_root, monkeypatch
 def test_resize_and_every_parameter_keys_its_own_cache(dvs_root):
     root, names = dvs_root
     a = registry.build("cifar10_dvs", root, 3, {"size": 48, "workers": 1})
-    b = registry.build("cifar10_dvs", root, 3, {"size": 48, "resize": "nearest", "workers": 1})
+    b = registry.build("cifar10_dvs", root, 3, {"size": 48, "interpolation": "nearest", "workers": 1})
     folders = {registry.cache_folder("cifar10_dvs", root, FrameSpec(T=3, size=48)),
-               registry.cache_folder("cifar10_dvs", root, FrameSpec(T=3, size=48, resize="nearest"))}
+               registry.cache_folder("cifar10_dvs", root, FrameSpec(T=3, size=48, interpolation="nearest"))}
+    # The old name of the option (it also meant ImageNet's resize side) still loads, with a warning.
+    with pytest.warns(DeprecationWarning, match="data.options.resize is deprecated for cifar10_dvs"):
+        old = registry.build("cifar10_dvs", root, 3, {"size": 48, "resize": "nearest", "workers": 1})
+    assert old.train.path == b.train.path
     assert len(folders) == 2 and all(os.path.isdir(f) for f in folders)
     full = torch.from_numpy(integrate(read_aedat2(os.path.join(root, names[10])), 3, 128, 128))
     expected = torch.nn.functional.interpolate(full, size=(48, 48), mode="bilinear", antialias=True)

@@ -23,11 +23,11 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from .frames import LEFTOVERS, SPLITS, integrate, slice_by_time
+from .frames import LEFTOVERS, SPLIT_BY, integrate, slice_by_time
 from .layout import Job, Layout
 
 FORMAT_VERSION = 1
-RESIZE_MODES = ("bilinear", "nearest")
+INTERPOLATIONS = ("bilinear", "nearest")
 DTYPES = ("float32", "float16")
 
 
@@ -40,7 +40,8 @@ class FrameSpec:
         split_by: "number" (equal event counts) or "time" (equal durations).
         leftover: "last" (the last frame takes the remainder, SpikingJelly) or "drop" (tonic).
         size: resize the sensor's 128x128 frames to size x size (None: keep 128).
-        resize: "bilinear" (with antialiasing, as torchvision's tensor Resize) or "nearest".
+        interpolation: of the resize to ``size``: "bilinear" (with antialiasing, as torchvision's tensor
+            Resize) or "nearest".
         convention: coordinates of AEDAT 2.0 files: "spikingjelly" or "jaer" (CIFAR10-DVS).
         keep_invalid: keep every AEDAT 3.1 event slot whatever its valid bit, as SpikingJelly does
             (DVS128 Gesture; False drops the events whose valid bit is 0).
@@ -51,7 +52,7 @@ class FrameSpec:
     split_by: str = "number"
     leftover: str = "last"
     size: Optional[int] = None
-    resize: str = "bilinear"
+    interpolation: str = "bilinear"
     convention: str = "spikingjelly"
     keep_invalid: bool = True
     cache_dtype: str = "float32"
@@ -59,10 +60,10 @@ class FrameSpec:
     def __post_init__(self) -> None:
         checks = [
             (isinstance(self.T, int) and self.T >= 1, "T", "an integer >= 1"),
-            (self.split_by in SPLITS, "split_by", f"one of {list(SPLITS)}"),
+            (self.split_by in SPLIT_BY, "split_by", f"one of {list(SPLIT_BY)}"),
             (self.leftover in LEFTOVERS, "leftover", f"one of {list(LEFTOVERS)}"),
             (self.size is None or (isinstance(self.size, int) and self.size >= 1), "size", "None or an integer >= 1"),
-            (self.resize in RESIZE_MODES, "resize", f"one of {list(RESIZE_MODES)}"),
+            (self.interpolation in INTERPOLATIONS, "interpolation", f"one of {list(INTERPOLATIONS)}"),
             (self.cache_dtype in DTYPES, "cache_dtype", f"one of {list(DTYPES)}"),
         ]
         for ok, key, expected in checks:
@@ -101,7 +102,7 @@ def frames_of(job: Job, layout_reader: Callable, sensor: tuple, spec: FrameSpec)
     if spec.size is not None and (spec.size, spec.size) != tuple(sensor):
         k = len(frames)
         x = torch.from_numpy(frames).reshape(k * spec.T, 2, *sensor)
-        mode = dict(mode="bilinear", antialias=True, align_corners=False) if spec.resize == "bilinear" else dict(mode="nearest")
+        mode = dict(mode="bilinear", antialias=True, align_corners=False) if spec.interpolation == "bilinear" else dict(mode="nearest")
         x = torch.nn.functional.interpolate(x, size=(spec.size, spec.size), **mode)
         frames = x.reshape(k, spec.T, 2, spec.size, spec.size).numpy()
     return frames.astype(spec.cache_dtype, copy=False)

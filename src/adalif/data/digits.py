@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .frames import EVENT_DTYPE, SPLITS, integrate
+from .frames import EVENT_DTYPE, SPLIT_BY, integrate
 from .spec import DatasetSpec
 
 CANVAS = 20  # event frames are [T, 2, 20, 20]
@@ -133,8 +133,8 @@ def _check_events(options) -> None:
     size = options["size"]
     if not (isinstance(size, int) and size >= 1 and CANVAS % size == 0):
         raise ValueError(f"size: expected a divisor of {CANVAS}, got {size!r}")
-    if options["split_by"] not in SPLITS:
-        raise ValueError(f"split_by: got {options['split_by']!r}, expected one of {list(SPLITS)}")
+    if options["split_by"] not in SPLIT_BY:
+        raise ValueError(f"split_by: got {options['split_by']!r}, expected one of {list(SPLIT_BY)}")
 
 
 def _tensor_sets(split: Split):

@@ -23,14 +23,14 @@ from typing import List
 import numpy as np
 
 EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
-SPLITS = ("number", "time")
+SPLIT_BY = ("number", "time")  # how events are divided into frames (not a train/test split)
 LEFTOVERS = ("last", "drop")
 
 
 def integrate(events: np.ndarray, T: int, height: int, width: int, split_by: str = "number", leftover: str = "last") -> np.ndarray:
     """Event counts ``[T, 2, height, width]`` (float32) of ``events`` split into ``T`` frames."""
-    if split_by not in SPLITS:
-        raise ValueError(f"split_by: unknown value {split_by!r}; expected one of {list(SPLITS)}")
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by: unknown value {split_by!r}; expected one of {list(SPLIT_BY)}")
     if leftover not in LEFTOVERS:
         raise ValueError(f"leftover: unknown value {leftover!r}; expected one of {list(LEFTOVERS)}")
     if not (isinstance(T, int) and T >= 1):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any, Dict, Mapping, NamedTuple, Optional, Tuple
 
 import numpy as np
@@ -41,9 +42,21 @@ def get(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
+#: Old option names of the event datasets: ``resize`` said "interpolation" for frames and "size" for
+#: ImageNet; it still loads, with a warning.
+_RENAMED_EVENT_OPTIONS = {"resize": "interpolation"}
+
+
 def resolve(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
     """``options`` with every default of dataset ``name`` filled in (unknown keys are errors)."""
     spec = get(name)
+    if spec.layout is not None and _RENAMED_EVENT_OPTIONS.keys() & set(options):
+        options = dict(options)
+        for old, new in _RENAMED_EVENT_OPTIONS.items():
+            if old in options:
+                warnings.warn(f"data.options.{old} is deprecated for {name}: use data.options.{new}",
+                              DeprecationWarning, stacklevel=2)
+                options.setdefault(new, options.pop(old))
     defaults = {**AUGMENT_OPTIONS, "normalize": spec.normalize, **spec.options}
     for key in options:
         if key not in defaults:

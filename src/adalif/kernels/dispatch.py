@@ -213,7 +213,7 @@ def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
     s, h_seq, v = torch.ops.adalif.lif_forward(
         x.reshape(T, *blocks), state.v.reshape(blocks), co.alpha, co.beta, co.gamma,
         float(params.v_threshold), float(co.v_reset), co.hard, bool(params.detach_reset),
-        sg.kind, sg.alpha, save, impl,
+        sg.kind, sg.scale, save, impl,
     )
     # One contract for every backend: state and traces in the input's dtype.
     spikes = s.reshape(x.shape)
@@ -236,7 +236,7 @@ def _run_arlif(x, state, params, impl, return_traces) -> F.SequenceOutput:
     s, h_seq, m_seq, v, m = torch.ops.adalif.arlif_forward(
         x.reshape(T, *shape), state.v.reshape(shape), state.m.reshape(shape), a, c,
         float(params.decay), float(params.v_threshold), bool(params.adaptive_reset),
-        bool(params.adaptive_threshold), bool(params.carry_memory), sg.kind, sg.alpha, save, impl,
+        bool(params.adaptive_threshold), bool(params.carry_memory), sg.kind, sg.scale, save, impl,
     )
     spikes = s.reshape(x.shape)
     new_state = F.ARLIFState(v.reshape(x.shape[1:]).to(x.dtype), m.reshape(x.shape[1:]).to(x.dtype))

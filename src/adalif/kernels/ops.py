@@ -29,9 +29,9 @@ _EMPTY = (0,)
 
 
 @functools.lru_cache(maxsize=None)
-def surrogate_of(kind: str, alpha: float):
+def surrogate_of(kind: str, scale: float):
     # One instance per (kind, alpha): compiled graphs guard on it, so it must not change per call.
-    return get_surrogate({"name": kind, "alpha": alpha})
+    return get_surrogate({"name": kind, "scale": scale})
 
 
 def _impl(name: str):

@@ -152,7 +152,7 @@ def _grid(n):
 
 
 def _surrogate_args(sg):
-    return _KINDS[sg.kind], sg.alpha, math.tanh(sg.alpha / 2)
+    return _KINDS[sg.kind], sg.scale, math.tanh(sg.scale / 2)
 
 
 def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h):

@@ -11,6 +11,9 @@ AR-LIF's ``-mse_n_reg``). ``y`` may be class indices ``[B]`` or soft targets ``[
 
 from __future__ import annotations
 
+import warnings
+from typing import Optional
+
 
 import torch
 import torch.nn.functional as F
@@ -25,23 +28,24 @@ def hard_labels(y: torch.Tensor) -> torch.Tensor:
 def tet_loss(
     logits: torch.Tensor,
     y: torch.Tensor,
-    lamb: float = 0.05,
+    mse_weight: float = 0.05,
     phi: float = 1.0,
     target: str = "constant",
     label_smoothing: float = 0.0,
 ) -> torch.Tensor:
-    """TET loss of per-step logits ``[T, B, K]`` against labels ``[B]`` or soft targets ``[B, K]``."""
+    """TET loss of per-step logits ``[T, B, K]`` against labels ``[B]`` or soft targets ``[B, K]``;
+    ``mse_weight`` is the papers' :math:`\\lambda` (``--lamb`` in the TET and AR-LIF code)."""
     T, B, K = logits.shape
     flat = logits.reshape(T * B, K)
     y_rep = y.repeat(T) if y.dim() == 1 else y.repeat(T, 1)
-    loss = (1.0 - lamb) * F.cross_entropy(flat, y_rep, label_smoothing=label_smoothing)
-    if lamb:
+    loss = (1.0 - mse_weight) * F.cross_entropy(flat, y_rep, label_smoothing=label_smoothing)
+    if mse_weight:
         if target == "onehot":
             goal = F.one_hot(hard_labels(y), K).to(logits.dtype) if y.dim() == 1 else y.to(logits.dtype)
             goal = goal.expand(T, B, K)
         else:
             goal = torch.full_like(logits, phi)
-        loss = loss + lamb * F.mse_loss(logits, goal)
+        loss = loss + mse_weight * F.mse_loss(logits, goal)
     return loss
 
 
@@ -61,25 +65,31 @@ class SpikingLoss(nn.Module):
     KINDS = ("ce", "tet")
     TARGETS = ("constant", "onehot")
 
-    def __init__(self, kind: str = "ce", lamb: float = 0.05, phi: float = 1.0, target: str = "constant",
-                 label_smoothing: float = 0.0) -> None:
+    def __init__(self, kind: str = "ce", mse_weight: float = 0.05, phi: float = 1.0, target: str = "constant",
+                 label_smoothing: float = 0.0, lamb: Optional[float] = None) -> None:
+        """``lamb``: the old name of ``mse_weight`` (it read as the LAMB optimiser), deprecated."""
         super().__init__()
+        if lamb is not None:
+            warnings.warn("loss.lamb is deprecated: the TET weight of the MSE term is loss.mse_weight",
+                          DeprecationWarning, stacklevel=2)
+            mse_weight = lamb
         if kind not in self.KINDS:
             raise ValueError(f"loss.kind: unknown value {kind!r}; expected one of {list(self.KINDS)}")
         if target not in self.TARGETS:
             raise ValueError(f"loss.target: unknown value {target!r}; expected one of {list(self.TARGETS)}")
-        if not 0.0 <= lamb <= 1.0:
-            raise ValueError(f"loss.lamb: expected a weight in [0, 1], got {lamb!r}")
+        if not 0.0 <= mse_weight <= 1.0:
+            raise ValueError(f"loss.mse_weight: expected a weight in [0, 1], got {mse_weight!r}")
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"loss.label_smoothing: expected a value in [0, 1), got {label_smoothing!r}")
-        self.kind, self.lamb, self.phi, self.target, self.label_smoothing = kind, lamb, phi, target, label_smoothing
+        self.kind, self.mse_weight, self.phi, self.target = kind, mse_weight, phi, target
+        self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.kind == "tet":
-            return tet_loss(logits, y, self.lamb, self.phi, self.target, self.label_smoothing)
+            return tet_loss(logits, y, self.mse_weight, self.phi, self.target, self.label_smoothing)
         return mean_ce_loss(logits, y, self.label_smoothing)
 
     def extra_repr(self) -> str:
         if self.kind == "tet":
-            return f"kind='tet', lamb={self.lamb}, phi={self.phi}, target={self.target!r}"
+            return f"kind='tet', mse_weight={self.mse_weight}, phi={self.phi}, target={self.target!r}"
         return f"kind='ce', label_smoothing={self.label_smoothing}"

@@ -30,7 +30,7 @@ _PREPARE_HELP = {
     "split_by": "number (equal event counts) or time (equal durations)",
     "leftover": "last (the last frame takes the remainder, SpikingJelly) or drop (tonic)",
     "size": "resize the 128x128 frames to SIZE x SIZE (e.g. 48)",
-    "resize": "bilinear (antialiased) or nearest",
+    "interpolation": "of the resize to --size: bilinear (antialiased) or nearest",
     "convention": "CIFAR10-DVS coordinates: spikingjelly or jaer",
     "keep_invalid": "DVS128 Gesture: keep AEDAT 3.1 events whose valid bit is 0, as SpikingJelly does",
     "cache_dtype": "float32 (exact) or float16 (half the size)",

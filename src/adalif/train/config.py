@@ -110,17 +110,19 @@ class LossConfig:
 
     Args:
         kind: ce (cross-entropy of the mean over T) or tet (per-step CE plus an MSE regulariser).
-        lamb: TET's weight of the MSE term.
+        mse_weight: TET's weight of the MSE term (the papers' lambda, --lamb in their code).
+        lamb: deprecated name of mse_weight (kept so that older configs and checkpoints load).
         phi: TET's constant MSE target.
         target: TET's MSE target: constant (phi) or onehot.
         label_smoothing: label smoothing of the cross-entropy.
     """
 
     kind: str = "ce"
-    lamb: float = 0.05
+    mse_weight: float = 0.05
     phi: float = 1.0
     target: str = "constant"
     label_smoothing: float = 0.0
+    lamb: Optional[float] = None
 
 
 @dataclass
