@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from functools import partial
 from typing import Callable, List, NamedTuple, Optional, Sequence
 
 import numpy as np
@@ -233,8 +234,6 @@ class ImageDataset(torch.utils.data.Dataset):
 
 
 def _imagenet_sets(root, T, options):
-    from functools import partial
-
     crop, resize, scale = int(options["crop"]), int(options["resize"]), tuple(options["scale"])
     train_tf = (partial(random_resized_crop, size=crop, scale=scale)
                 if any(a.startswith("random_resized_crop") for a in options["augment"])

@@ -218,6 +218,8 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 def _validate(cfg: RunConfig) -> None:
+    # Imported here, not at the top: the command line parses configs (and prints --help) without
+    # loading torch, the models and the datasets.
     import torch
 
     from ..data.registry import check_options, check_root, input_size

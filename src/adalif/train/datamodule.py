@@ -12,6 +12,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..data import registry
+
 from .config import DataConfig
 
 
@@ -68,10 +70,8 @@ class SpikingDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig, seed: int = 0) -> None:
         """``cfg`` has passed :func:`adalif.train.config.validate`."""
         super().__init__()
-        from ..data.registry import get as dataset_spec
-
         self.cfg, self.seed = cfg, seed
-        self.info = dataset_spec(cfg.name)
+        self.info = registry.get(cfg.name)
         self.sets = None
         self.augment = None
 
@@ -86,23 +86,17 @@ class SpikingDataModule(L.LightningDataModule):
     @property
     def input_size(self):
         """``(H, W)`` of the batches, from the config alone (no file is read)."""
-        from ..data.registry import input_size
-
-        return input_size(self.cfg.name, self.cfg.options)
+        return registry.input_size(self.cfg.name, self.cfg.options)
 
     def prepare_data(self) -> None:
-        from ..data.registry import EVENT_DATASETS, prepare_options
-
-        if self.cfg.name in EVENT_DATASETS:
-            prepare_options(self.cfg.name, self.cfg.root, self.cfg.T, self.cfg.options)
+        if self.cfg.name in registry.EVENT_DATASETS:
+            registry.prepare_options(self.cfg.name, self.cfg.root, self.cfg.T, self.cfg.options)
 
     def setup(self, stage: Optional[str] = None) -> None:
         if self.sets is not None:
             return
-        from ..data.registry import batch_augment, build
-
-        self.sets = build(self.cfg.name, self.cfg.root, self.cfg.T, self.cfg.options)
-        self.augment = batch_augment(self.info, self.cfg.options, self.sets.size)
+        self.sets = registry.build(self.cfg.name, self.cfg.root, self.cfg.T, self.cfg.options)
+        self.augment = registry.batch_augment(self.info, self.cfg.options, self.sets.size)
 
     @property
     def train_set(self):

@@ -18,6 +18,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..errors import ConfigError, ExistingRunError, MissingFileError
+from ..compat.arlif_official import convert_state_dict, load_official_state_dict
+from ..data import registry
 from .callbacks import AtomicCheckpointIO, FiringRateMonitor, ParameterTracker, RunMetadata
 from .config import RunConfig, config_from_dict, validate
 from .datamodule import SpikingDataModule
@@ -120,9 +122,7 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
     """Train, evaluate every epoch on the test split, and write ``summary.json`` in the run directory.
     ``callbacks``: extra Lightning callbacks."""
     validate(cfg)
-    from ..data.registry import explicit_options
-
-    cfg = replace(cfg, data=replace(cfg.data, options=explicit_options(cfg.data.name, cfg.data.options)))
+    cfg = replace(cfg, data=replace(cfg.data, options=registry.explicit_options(cfg.data.name, cfg.data.options)))
     start = time.perf_counter()
     run_dir = _prepare_run_dir(cfg)
     resume = _resume_path(cfg, run_dir)
@@ -191,17 +191,14 @@ def import_weights(state_dict_path: str, cfg: RunConfig, out: str, source: str =
                    arch: Optional[str] = None) -> str:
     """Write an adalif checkpoint (``adalif eval`` and the analysis tools read it) holding the
     weights of ``state_dict_path``, saved by ``source``, on the model of ``cfg``."""
-    from ..compat.arlif_official import convert_state_dict, load_official_state_dict
-    from ..data.registry import explicit_options, input_size
-    from ..data.registry import get as dataset_spec
 
     if source not in IMPORT_SOURCES:
         raise ConfigError(f"from: got {source!r}, expected one of {list(IMPORT_SOURCES)}")
-    info = dataset_spec(cfg.data.name)
-    cfg = replace(cfg, data=replace(cfg.data, options=explicit_options(cfg.data.name, cfg.data.options)))
+    info = registry.get(cfg.data.name)
+    cfg = replace(cfg, data=replace(cfg.data, options=registry.explicit_options(cfg.data.name, cfg.data.options)))
     module = SpikingClassifier(
         asdict(cfg.model), asdict(cfg.loss), asdict(cfg.optim), asdict(cfg.schedule), T=cfg.data.T,
-        num_classes=info.num_classes, in_channels=info.in_channels, input_size=input_size(cfg.data.name, cfg.data.options)[0],
+        num_classes=info.num_classes, in_channels=info.in_channels, input_size=registry.input_size(cfg.data.name, cfg.data.options)[0],
     )
     try:
         imported = convert_state_dict(load_official_state_dict(state_dict_path), module.model, arch)
