@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .. import __version__
+from ..analysis import FiringRateMonitor
 from ..neurons import ARLIF, DALIF, PLIF, Neuron
 
 
@@ -72,56 +73,47 @@ class RunMetadata(L.Callback):
         checkpoint["adalif"] = self.metadata(pl_module)
 
 
-class FiringRateMonitor(L.Callback):
-    """Mean firing rate of every neuron layer: the average over layers in the progress bar
-    (``fr``) during training, and per layer (``fr/<layer>``) over each validation epoch."""
+class FiringRates(L.Callback):
+    """Firing rates of every neuron layer with :class:`adalif.analysis.FiringRateMonitor`: the mean
+    over layers of each training batch's exact rates in the progress bar (``fr``), and per layer
+    (``fr/<layer>``) and their mean (``val/fr``) over each whole validation epoch, exact (spike
+    counts over neuron-steps, summed over DDP processes before dividing)."""
 
     def __init__(self) -> None:
-        self.handles = []
-        self.sums: Dict[str, torch.Tensor] = {}
-        self.counts: Dict[str, int] = {}
-
-    def _hook(self, name):
-        def hook(module, inputs, output):
-            # Kept as tensors: a float() here would synchronise a GPU at every layer and step.
-            self.sums[name] = self.sums.get(name, 0.0) + output.detach().float().mean()
-            self.counts[name] = self.counts.get(name, 0) + 1
-        return hook
+        self.monitor: Optional[FiringRateMonitor] = None
 
     def setup(self, trainer, pl_module, stage=None) -> None:
-        if not self.handles:
-            self.handles = [m.register_forward_hook(self._hook(n)) for n, m in neuron_layers(pl_module.model).items()]
+        if self.monitor is None:
+            self.monitor = FiringRateMonitor(pl_module.model).attach()
 
     def teardown(self, trainer, pl_module, stage=None) -> None:
-        for h in self.handles:
-            h.remove()
-        self.handles = []
-
-    def _reset(self):
-        self.sums, self.counts = {}, {}
-
-    def _rates(self):
-        return {n: self.sums[n] / self.counts[n] for n in self.sums}
+        if self.monitor is not None:
+            self.monitor.detach()
+            self.monitor = None
 
     def on_train_batch_start(self, *args) -> None:
-        self._reset()
+        self.monitor.reset()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        rates = self._rates()
-        if rates:
-            pl_module.log("fr", sum(rates.values()) / len(rates), prog_bar=True, on_step=True, on_epoch=True,
-                          batch_size=batch[1].shape[0])
+        rate = self.monitor.mean_rate()
+        if rate is not None:
+            pl_module.log("fr", rate, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch[1].shape[0])
 
     def on_validation_epoch_start(self, *args) -> None:
-        self._reset()
+        self.monitor.reset()
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
-        rates = self._rates()
+        rates = {}
+        for name, spikes in self.monitor.spikes.items():
+            total = trainer.strategy.reduce(spikes, reduce_op="sum")
+            elements = trainer.strategy.reduce(torch.tensor(float(self.monitor.elements[name]), device=spikes.device),
+                                               reduce_op="sum")
+            rates[name] = float(total) / float(elements)
         for name, rate in rates.items():
-            pl_module.log(f"fr/{name}", rate, sync_dist=True)
+            pl_module.log(f"fr/{name}", rate)
         if rates:
-            pl_module.log("val/fr", sum(rates.values()) / len(rates), sync_dist=True)
-        self._reset()
+            pl_module.log("val/fr", sum(rates.values()) / len(rates))
+        self.monitor.reset()
 
 
 class ParameterTracker(L.Callback):

@@ -20,7 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from ..errors import ConfigError, ExistingRunError, MissingFileError
 from ..compat.arlif_official import convert_state_dict, load_official_state_dict
 from ..data import registry
-from .callbacks import AtomicCheckpointIO, FiringRateMonitor, ParameterTracker, RunMetadata
+from .callbacks import AtomicCheckpointIO, FiringRates, ParameterTracker, RunMetadata
 from .config import RunConfig, config_from_dict, validate
 from .datamodule import SpikingDataModule
 from .module import SpikingClassifier
@@ -100,7 +100,7 @@ def build_trainer(cfg: RunConfig, run_dir: str, callbacks=()) -> L.Trainer:
         precision=t.precision, deterministic=t.deterministic, gradient_clip_val=t.gradient_clip_val,
         log_every_n_steps=t.log_every_n_steps, limit_train_batches=t.limit_train_batches,
         limit_val_batches=t.limit_val_batches, enable_progress_bar=t.progress_bar, logger=loggers,
-        callbacks=[best, last, FiringRateMonitor(), ParameterTracker(), *callbacks],
+        callbacks=[best, last, FiringRates(), ParameterTracker(), *callbacks],
         plugins=[AtomicCheckpointIO()], enable_model_summary=False,
         use_distributed_sampler=False,  # the data module shards its own sampler (datamodule.EpochSampler)
     )
@@ -178,7 +178,7 @@ def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dic
     with quiet_lightning():
         trainer = L.Trainer(
             accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_progress_bar=cfg.trainer.progress_bar,
-            callbacks=[FiringRateMonitor()], enable_model_summary=False,
+            callbacks=[FiringRates()], enable_model_summary=False,
         )
         metrics = trainer.validate(module, datamodule=data, verbose=False)[0]
     return {"accuracy": metrics["val/acc"], "loss": metrics["val/loss"], "firing_rate": metrics.get("val/fr", float("nan"))}
