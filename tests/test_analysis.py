@@ -50,3 +50,104 @@ def test_hooks_are_removed_on_exit_and_counts_do_not_grow():
     before = dict(monitor.elements)
     net(x)
     assert monitor.elements == before  # detached: nothing more is counted
+
+
+# -- operation counts and energy ------------------------------------------------------------------
+from adalif.analysis import count_operations, parameter_overhead  # noqa: E402
+from adalif.layers import DirectEncoder, TimeBatchNorm  # noqa: E402
+
+
+class Small(nn.Module):
+    """images -> conv 1->2 (3x3, pad 1) -> [BN] -> LIF -> conv 2->3 (3x3, pad 1) -> LIF -> linear 48->5."""
+
+    def __init__(self, T=3, bn=False):
+        super().__init__()
+        self.encoder = DirectEncoder(T)
+        self.conv1 = SeqToANN(nn.Conv2d(1, 2, 3, padding=1))
+        self.bn = TimeBatchNorm(2) if bn else nn.Identity()
+        self.lif1 = LIF(tau=2.0, v_threshold=0.3, backend="reference")
+        self.conv2 = SeqToANN(nn.Conv2d(2, 3, 3, padding=1))
+        self.lif2 = LIF(tau=2.0, v_threshold=0.3, backend="reference")
+        self.fc = SeqToANN(nn.Flatten(), nn.Linear(48, 5))
+        with torch.no_grad():  # weights that make both layers fire sometimes
+            self.conv1[0].weight.uniform_(-0.1, 0.3)
+            self.conv2[0].weight.uniform_(-0.1, 0.3)
+
+    def forward(self, x):
+        seq = x if x.dim() == 5 else self.encoder(x)
+        s1 = self.lif1(self.bn(self.conv1(seq)))
+        s2 = self.lif2(self.conv2(s1))
+        self.spikes = (s1, s2)
+        return self.fc(s2)
+
+
+def _fan_out_by_hand(spikes):
+    """Outputs each input spike of a 3x3, padding-1 conv feeds, summed: a spike at (i, j) of a 4x4
+    map reaches the output positions p with |p - i| <= 1 inside the map (4, 6 or 9 of them)."""
+    total = 0.0
+    for (i, j) in ((i, j) for i in range(4) for j in range(4)):
+        reach = sum(1 for p in range(4) for q in range(4) if abs(p - i) <= 1 and abs(q - j) <= 1)
+        total += float(spikes[..., i, j].sum()) * reach
+    return total
+
+
+def test_operation_counts_of_a_small_network_by_hand():
+    torch.manual_seed(0)
+    net = Small(T=3).eval()
+    x = torch.rand(2, 1, 4, 4) * 3
+    counts = count_operations(net, x)
+    s1, s2 = net.spikes
+    assert 0 < s1.mean() < 1 and 0 < s2.mean() < 1
+    conv1, conv2, fc = counts.layers
+    # First layer: real-valued images under direct encoding, the same at every step: MACs once.
+    assert (conv1.binary_input, conv1.flops, conv1.macs, conv1.sops_rate) == (False, 9 * 1 * 2 * 16, 9 * 1 * 2 * 16, 0)
+    # conv2 sees spikes: the papers' fr * T * FLOPs, and the exact fan-out (fewer at the borders).
+    assert conv2.binary_input and conv2.flops == 9 * 2 * 3 * 16
+    assert conv2.sops_rate == pytest.approx(float(s1.mean()) * 3 * conv2.flops)
+    assert conv2.sops_exact == pytest.approx(3 * _fan_out_by_hand(s1) / 2)  # 3 output channels, per sample
+    assert conv2.sops_exact < conv2.sops_rate  # border spikes feed fewer than 9 positions
+    assert fc.sops_exact == pytest.approx(float(s2.sum()) * 5 / 2) == pytest.approx(fc.sops_rate)
+    # Energy: E_MAC * MACs + E_AC * SOPs, per sample.
+    sops = conv2.sops_rate + fc.sops_rate
+    assert counts.energy() == pytest.approx(4.6 * 288 + 0.9 * sops)
+    assert counts.energy("int8", sops="exact") == pytest.approx(0.23 * 288 + 0.03 * (conv2.sops_exact + fc.sops_exact))
+    assert counts.ann_energy() == pytest.approx(4.6 * (288 + 864 + 240))
+    # The first-layer options: x T, or ACs at the input's rate.
+    assert count_operations(net, x, first_layer="times_T").layers[0].macs == 3 * 288
+    as_ac = count_operations(net, x, first_layer="ac").layers[0]
+    assert as_ac.macs == 0 and as_ac.sops_rate == pytest.approx(float(x.mean()) * 3 * 288)
+    # A sequence input (event frames) really runs the first layer T times.
+    assert count_operations(net, x.unsqueeze(0).expand(3, *x.shape)).layers[0].macs == 3 * 288
+    assert "MACs once for static images" in counts.table() and "| **total** |" in counts.table()
+
+
+def test_batch_norm_options_and_neuron_operations():
+    torch.manual_seed(0)
+    net = Small(T=3, bn=True).eval()
+    x = torch.rand(2, 1, 4, 4) * 3
+    folded = count_operations(net, x)
+    counted = count_operations(net, x, bn="counted", neuron_ops=True)
+    assert counted.layers[0].macs - folded.layers[0].macs == 3 * 2 * 16  # one MAC per element per step
+    # LIF: 1 multiply and 2 adds per neuron per step, over 2*16 + 3*16 neurons and 3 steps.
+    assert counted.neuron_ops == {"mul": 3 * 80, "add": 2 * 3 * 80}
+    with pytest.raises(ValueError, match=r"first_layer: got 'twice'"):
+        count_operations(net, x, first_layer="twice")
+
+
+def test_resnet19_dense_counts_and_the_worked_energy_example():
+    """evaluation.md 3.3: ResNet-19 (stem 128) has 2.285 G MACs per step, 3,538,944 in the first
+    layer; at T = 4 and a mean input rate of 0.15 it costs 16.3 uJ (first layer, MAC, once) +
+    1.23 mJ (ACs), about 1.25 mJ per image."""
+    from adalif.models import create_model
+
+    model = create_model("resnet19", neuron={"name": "lif", "backend": "reference"}, num_classes=10, T=4)
+    counts = count_operations(model, torch.rand(1, 3, 32, 32))
+    assert counts.layers[0].flops == 3_538_944 and counts.layers[0].macs == 3_538_944
+    assert counts.totals()["flops_per_step"] == pytest.approx(2.285e9, rel=1e-3)
+    at_015 = counts.with_rate(0.15)
+    first = 4.6 * 3_538_944
+    assert first == pytest.approx(16.3e6, rel=2e-3)
+    assert at_015.energy() - first == pytest.approx(1.23e9, rel=2e-3)
+    assert at_015.energy() == pytest.approx(1.25e9, rel=2e-3)
+    overhead = parameter_overhead(create_model("resnet19", neuron="dalif"))
+    assert overhead["neuron_parameters"] == 2 * overhead["neuron_layers"] == 36
