@@ -81,6 +81,21 @@ def import_parser() -> ArgumentParser:
     return parser
 
 
+def export_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif export-nir",
+        description="Write the network of a checkpoint as a NIR graph (HDF5), for neuromorphic tools that read NIR. "
+        "LIF, PLIF and DA-LIF neurons with hard reset to 0, convolutions, linear layers, average and sum pooling and "
+        "flatten are exported, batch norm folded; anything NIR cannot express (AR-LIF, soft reset, max pooling, "
+        "residual connections) is refused with the layer's name. Example: adalif export-nir "
+        "runs/digits_dalif/checkpoints/best.ckpt digits.nir",
+    )
+    parser.add_argument("checkpoint", help="a .ckpt written by adalif train (or adalif import-weights)")
+    parser.add_argument("out", help="the .nir file to write")
+    parser.add_argument("--dt", type=float, default=1e-4, help="the time step that discretises NIR's LIF (tau = dt / (1 - beta))")
+    return parser
+
+
 def _import_weights(rest: List[str]) -> int:
     from .run import import_weights
 
@@ -129,9 +144,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     commands = {"train": "train a model from a YAML config", "eval": "evaluate a checkpoint",
                 "prepare": "build the frame cache of an event dataset",
-                "import-weights": "turn an official AR-LIF state dict into an adalif checkpoint"}
+                "import-weights": "turn an official AR-LIF state dict into an adalif checkpoint",
+                "export-nir": "write a checkpoint's network as a NIR graph"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare,import-weights} ...\n\n"
+        print("usage: adalif {train,eval,prepare,import-weights,export-nir} ...\n\n"
               "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text} (adalif {name} --help)")
@@ -141,6 +157,12 @@ def _main(argv: Optional[List[str]] = None) -> int:
         return _prepare(rest)
     if command == "import-weights":
         return _import_weights(rest)
+    if command == "export-nir":
+        from .run import export_nir
+
+        args = export_parser().parse_args(rest)
+        print(f"{args.checkpoint} -> {export_nir(args.checkpoint, args.out, args.dt)}")
+        return 0
     if command == "train":
         from .run import train
 

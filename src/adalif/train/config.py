@@ -204,12 +204,13 @@ def _check(ok: bool, key: str, value, expected: str) -> None:
         raise ConfigError(f"{key}: got {value!r}, expected {expected}")
 
 
-def validate(cfg: RunConfig) -> RunConfig:
+def validate(cfg: RunConfig, check_files: bool = True) -> RunConfig:
     """Check the whole run before anything touches the disk, naming the key of the first error
     (:class:`~adalif.errors.ConfigError`): every value, the model and the loss (built on the meta
-    device, so that no memory is allocated), the trainer's arguments, and last the dataset's files."""
+    device, so that no memory is allocated), the trainer's arguments, and last the dataset's files
+    (unless ``check_files=False``)."""
     try:
-        _validate(cfg)
+        _validate(cfg, check_files)
     except ConfigError:
         raise
     except ValueError as err:  # raised by a constructor at this boundary: the config is wrong
@@ -217,7 +218,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
-def _validate(cfg: RunConfig) -> None:
+def _validate(cfg: RunConfig, check_files: bool = True) -> None:
     # Imported here, not at the top: the command line parses configs (and prints --help) without
     # loading torch, the models and the datasets.
     import torch
@@ -246,7 +247,8 @@ def _validate(cfg: RunConfig) -> None:
         model_for_data(cfg.model.name, cfg.model.neuron, cfg.model.options, num_classes=info.num_classes,
                        in_channels=info.in_channels, T=cfg.data.T, input_size=input_size(cfg.data.name, cfg.data.options)[0])
     SpikingLoss(**asdict(cfg.loss))
-    check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)  # last: the only check that reads the disk
+    if check_files:  # last: the only check that reads the disk
+        check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)
 
 
 def _check_trainer(t: "TrainerConfig") -> None:

@@ -165,16 +165,24 @@ class _History(L.Callback):
         self.accuracies = {int(k): v for k, v in state["accuracies"].items()}
 
 
-def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
-    """Test accuracy and firing rate of a checkpoint, with the config it recorded."""
+def load_checkpoint(checkpoint: str, overrides: Optional[Dict[str, Any]] = None, check_files: bool = True):
+    """``(SpikingClassifier, RunConfig)`` of an adalif checkpoint, with the config it recorded
+    (``check_files=False``: without requiring the dataset's files, for what needs the network only)."""
     if not os.path.isfile(checkpoint):
         raise MissingFileError(f"checkpoint: {checkpoint!r} does not exist")
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     if "adalif" not in ckpt:
         raise ConfigError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
-    cfg = validate(config_from_dict(ckpt["adalif"]["config"], overrides or {}))
-    data, module = build(cfg)
+    cfg = validate(config_from_dict(ckpt["adalif"]["config"], overrides or {}), check_files=check_files)
+    _, module = build(cfg)
     module.load_state_dict(ckpt["state_dict"])
+    return module, cfg
+
+
+def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
+    """Test accuracy and firing rate of a checkpoint, with the config it recorded."""
+    module, cfg = load_checkpoint(checkpoint, overrides)
+    data = SpikingDataModule(cfg.data, seed=cfg.trainer.seed)
     with quiet_lightning():
         trainer = L.Trainer(
             accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_progress_bar=cfg.trainer.progress_bar,
@@ -212,4 +220,30 @@ def import_weights(state_dict_path: str, cfg: RunConfig, out: str, source: str =
     checkpoint = {"state_dict": module.state_dict(), "adalif": metadata, "epoch": 0, "global_step": 0,
                   "pytorch-lightning_version": L.__version__}
     AtomicCheckpointIO().save_checkpoint(checkpoint, out)
+    return out
+
+
+def export_nir(checkpoint: str, out: str, dt: float = 1e-4) -> str:
+    """Write the network of an adalif checkpoint as a NIR graph (``adalif.export.to_nir``)."""
+    import nir
+
+    from ..export import to_nir
+
+    module, cfg = load_checkpoint(checkpoint, check_files=False)
+    side = registry.input_size(cfg.data.name, cfg.data.options)[0]
+    spec = registry.get(cfg.data.name)
+    sample = torch.zeros(1, spec.in_channels, side, side)
+    if spec.kind == "frames":
+        sample = sample.unsqueeze(0).expand(cfg.data.T, *sample.shape)
+    try:
+        graph = to_nir(module.model, sample, dt=dt)
+    except ValueError as err:  # the network holds what NIR cannot express: say which layer and why
+        raise ConfigError(f"export-nir: {err}") from err
+    tmp = f"{out}.tmp-{os.getpid()}"
+    try:
+        nir.write(tmp, graph)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return out

@@ -1,0 +1,143 @@
+"""NIR export: the exported graph, run step by step by an interpreter written here from NIR's
+equations, gives the adalif network's spikes and outputs; every refusal names the layer."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+nir = pytest.importorskip("nir")
+
+from adalif.export import to_nir  # noqa: E402
+from adalif.layers import DirectEncoder, SeqToANN, TimeBatchNorm  # noqa: E402
+from adalif.neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
+
+DT = 1e-4
+
+
+def run_nir(graph, x_seq):
+    """NIR semantics, one step at a time: forward-Euler LIF (v += dt/tau (v_leak - v + r I); a spike
+    where v > v_threshold, then v = v_reset), the synaptic and pooling nodes applied per step."""
+    nxt = dict(graph.edges)
+    chain, key = [], nxt["input"]
+    while key != "output":
+        chain.append(key)
+        key = nxt[key]
+    state, outputs, spikes = {}, [], {k: [] for k in chain if isinstance(graph.nodes[k], nir.LIF)}
+    for x in x_seq:
+        h = x
+        for key in chain:
+            node = graph.nodes[key]
+            if isinstance(node, nir.Conv2d):
+                h = F.conv2d(h, torch.from_numpy(node.weight), torch.from_numpy(node.bias), tuple(node.stride),
+                             tuple(node.padding), tuple(node.dilation), node.groups)
+            elif isinstance(node, nir.Affine):
+                h = h @ torch.from_numpy(node.weight).T + torch.from_numpy(node.bias)
+            elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+                k = tuple(int(v) for v in node.kernel_size)
+                h = F.avg_pool2d(h, k, tuple(int(v) for v in node.stride), tuple(int(v) for v in node.padding))
+                h = h * (k[0] * k[1]) if isinstance(node, nir.SumPool2d) else h
+            elif isinstance(node, nir.Flatten):
+                h = h.flatten(node.start_dim + 1, node.end_dim if node.end_dim < 0 else node.end_dim + 1)
+            elif isinstance(node, nir.LIF):
+                tau, r = torch.from_numpy(node.tau), torch.from_numpy(node.r)
+                v = state.get(key, torch.zeros_like(h))
+                v = v + DT / tau * (torch.from_numpy(node.v_leak) - v + r * h)
+                s = (v > torch.from_numpy(node.v_threshold)).double()
+                state[key] = torch.where(s.bool(), torch.from_numpy(node.v_reset).expand_as(v), v)
+                spikes[key].append(s)
+                h = s
+            else:
+                raise AssertionError(f"unexpected node {type(node).__name__}")
+        outputs.append(h)
+    return torch.stack(outputs), {k: torch.stack(v) for k, v in spikes.items()}
+
+
+class Chain(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = DirectEncoder(5)
+        self.features = nn.Sequential(
+            SeqToANN(nn.Conv2d(2, 4, 3, padding=1)), TimeBatchNorm(4, scale=0.7),
+            DALIF(granularity="channel", num_channels=4, alpha_init=0.8, beta_init=0.3, backend="reference"),
+            SeqToANN(nn.AvgPool2d(2)),
+            SeqToANN(nn.Conv2d(4, 3, 3, padding=1, bias=False)), TimeBatchNorm(3),
+            LIF(tau=3.0, decay_input=False, v_threshold=0.5, backend="reference"),
+            SeqToANN(nn.AvgPool2d(2, divisor_override=1)),
+        )
+        self.head = nn.Sequential(SeqToANN(nn.Flatten(), nn.Linear(12, 6)), PLIF(init_tau=2.5, backend="reference"),
+                                  SeqToANN(nn.Dropout(0.3), nn.Linear(6, 3)))
+        with torch.no_grad():  # make every layer fire sometimes
+            self.head[0][1].weight.mul_(6.0)
+            self.head[0][1].bias.fill_(0.4)
+
+    def forward(self, x):
+        return self.head(self.features(self.encoder(x)))
+
+
+def test_exported_graph_runs_like_the_network():
+    torch.manual_seed(0)
+    model = Chain().double()
+    for m in model.modules():  # non-trivial eval statistics to fold
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3), m.running_var.uniform_(0.5, 2.0), m.weight.data.uniform_(0.5, 1.5)
+    model.eval()
+    x = torch.rand(2, 2, 8, 8, dtype=torch.float64) * 2
+    graph = to_nir(model, x[:1], dt=DT)
+    assert [type(n).__name__ for n in graph.nodes.values()] == [
+        "Input", "Conv2d", "LIF", "AvgPool2d", "Conv2d", "LIF", "SumPool2d", "Flatten", "Affine", "LIF", "Affine", "Output"]
+    spikes = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: spikes.__setitem__(n, o)) for n, m in model.named_modules()
+             if isinstance(m, (DALIF, LIF))]
+    with torch.no_grad():
+        expect = model(x)
+    for h in hooks:
+        h.remove()
+    out, nir_spikes = run_nir(graph, model.encoder(x))
+    for name, s in spikes.items():
+        assert torch.equal(nir_spikes[name], s) and 0 < s.mean() < 1, name
+    torch.testing.assert_close(out, expect, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("neuron, message", [
+    (ARLIF(), "AR-LIF's adaptive reset and input-dependent threshold have no NIR node"),
+    (LIF(v_reset=None), "soft reset"),
+    (DALIF(reset="soft"), "soft reset"),
+    (LIF(v_reset=-0.5), "reset to -0.5"),
+    (DALIF(beta_init=-0.2, decay_fn="none"), "temporal decay beta=.* outside \\[0, 1\\)"),
+])
+def test_neurons_nir_cannot_express_are_refused_by_name(neuron, message):
+    model = nn.Sequential(SeqToANN(nn.Linear(4, 3)), neuron)
+    with pytest.raises(ValueError, match=f"^1: {message}"):
+        to_nir(model, torch.rand(2, 1, 4))
+
+
+def test_max_pooling_and_residual_connections_are_refused():
+    model = nn.Sequential(SeqToANN(nn.Conv2d(1, 2, 3, padding=1)), LIF(), SeqToANN(nn.MaxPool2d(2)))
+    with pytest.raises(ValueError, match="2.0: MaxPool2d has no NIR node"):
+        to_nir(model, torch.rand(2, 1, 1, 4, 4))
+    from adalif.models import create_model
+
+    with pytest.raises(ValueError, match="its input is not the output of .*no residual connections"):
+        to_nir(create_model("resnet19", neuron={"name": "lif", "backend": "reference"}, T=2), torch.rand(1, 3, 16, 16))
+
+
+def test_export_nir_command_writes_the_graph_of_a_trained_checkpoint(tmp_path, monkeypatch):
+    from adalif.train.cli import main, parse_config
+    from adalif.train.run import train
+
+    monkeypatch.setenv("ADALIF_BACKEND", "reference")
+    cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path), "--trainer.max_epochs", "1",
+                        "--trainer.limit_train_batches", "3", "--trainer.progress_bar", "false"])
+    run = train(cfg).run_dir
+    out = tmp_path / "digits.nir"
+    assert main(["export-nir", f"{run}/checkpoints/last.ckpt", str(out)]) == 0
+    graph = nir.read(str(out))
+    kinds = [type(n).__name__ for n in graph.nodes.values()]
+    assert kinds.count("LIF") == 2 and kinds.count("Conv2d") == 2 and "Affine" in kinds
+    arlif = parse_config(["--config", "configs/digits_arlif.yaml", "--output_dir", str(tmp_path), "--trainer.max_epochs", "1",
+                          "--trainer.limit_train_batches", "1", "--trainer.progress_bar", "false"])
+    run = train(arlif).run_dir
+    assert main(["export-nir", f"{run}/checkpoints/last.ckpt", str(tmp_path / "x.nir")]) == 2
+    assert not (tmp_path / "x.nir").exists()
