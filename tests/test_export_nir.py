@@ -1,7 +1,6 @@
 """NIR export: the exported graph, run step by step by an interpreter written here from NIR's
 equations, gives the adalif network's spikes and outputs; every refusal names the layer."""
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -28,6 +28,7 @@ from torch import nn
 
 from ..layers import DirectEncoder
 from ..neurons import Neuron
+from .hooks import run_hooked
 
 __all__ = ["ENERGY_PRESETS", "NEURON_OPS", "LayerCount", "OperationCounts", "count_operations", "parameter_overhead"]
 
@@ -143,7 +144,7 @@ def count_operations(model: nn.Module, x: torch.Tensor, *, T: Optional[int] = No
     B = x.shape[1] if sequence else x.shape[0]
     counts: List[LayerCount] = []
     neuron_steps: Dict[str, float] = {}
-    handles = []
+    hooks = []
 
     def synaptic(name: str, module: nn.Module):
         def hook(mod, inputs, output):
@@ -188,20 +189,12 @@ def count_operations(model: nn.Module, x: torch.Tensor, *, T: Optional[int] = No
 
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            handles.append(m.register_forward_hook(synaptic(name, m)))
+            hooks.append((m, synaptic(name, m)))
         elif bn == "counted" and isinstance(m, nn.modules.batchnorm._BatchNorm):
-            handles.append(m.register_forward_hook(norm))
+            hooks.append((m, norm))
         elif neuron_ops and isinstance(m, Neuron):
-            handles.append(m.register_forward_hook(neuron))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+            hooks.append((m, neuron))
+    run_hooked(model, x, hooks)
     ops: Dict[str, float] = {}
     for family, steps in neuron_steps.items():
         key = family if family in NEURON_OPS else "LIF"  # PLIF charges as LIF does

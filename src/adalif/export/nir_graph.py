@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..analysis.hooks import run_hooked
 from ..layers import SharedDropout, TimeBatchNorm
 from ..neurons import ARLIF, DALIF, LIF, PLIF, Neuron
 
@@ -50,21 +51,11 @@ class _Call:
 
 def _record(model: nn.Module, sample: torch.Tensor) -> List[_Call]:
     calls: List[_Call] = []
-    handles = []
     outer = {id(m.bn) for m in model.modules() if isinstance(m, TimeBatchNorm)}  # its child is folded with it
-    for name, m in model.named_modules():
-        if isinstance(m, _LAYERS) and id(m) not in outer:
-            handles.append(m.register_forward_hook(
-                lambda mod, inputs, output, name=name: calls.append(_Call(name, mod, inputs[0], output))))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(sample)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
+    run_hooked(model, sample, [
+        (m, lambda mod, inputs, output, name=name: calls.append(_Call(name, mod, inputs[0], output)))
+        for name, m in model.named_modules() if isinstance(m, _LAYERS) and id(m) not in outer
+    ])
     for prev, call in zip(calls, calls[1:]):
         if call.in_ptr != prev.out_ptr:
             raise NIRExportError(f"{call.name}: its input is not the output of {prev.name}; NIR export takes chains "
