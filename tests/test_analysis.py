@@ -151,3 +151,42 @@ def test_resnet19_dense_counts_and_the_worked_energy_example():
     assert at_015.energy() == pytest.approx(1.25e9, rel=2e-3)
     overhead = parameter_overhead(create_model("resnet19", neuron="dalif"))
     assert overhead["neuron_parameters"] == 2 * overhead["neuron_layers"] == 36
+
+
+def test_report_of_a_two_epoch_run(tmp_path, monkeypatch):
+    """Every figure is a non-empty PNG whose data file matches the run; the HTML embeds them."""
+    import csv
+    import json
+    import os
+
+    from adalif.train.cli import main, parse_config
+    from adalif.train.run import train
+
+    monkeypatch.setenv("ADALIF_BACKEND", "reference")
+    cfg = parse_config(["--config", "configs/digits_arlif.yaml", "--output_dir", str(tmp_path), "--trainer.max_epochs", "2",
+                        "--trainer.limit_train_batches", "4", "--trainer.progress_bar", "false"])
+    run = train(cfg).run_dir
+    assert main(["report", run]) == 0
+    out = os.path.join(run, "report")
+    for png in ("learning_curves.png", "firing_rates.png", "parameters.png"):
+        with open(os.path.join(out, png), "rb") as fh:
+            assert fh.read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(os.path.join(out, png)) > 5000
+    with open(os.path.join(run, "summary.json")) as fh:
+        summary = json.load(fh)
+    with open(os.path.join(out, "learning_curves.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [float(r["val/acc"]) for r in rows] == pytest.approx([summary["accuracy_by_epoch"][str(e)] for e in (0, 1)])
+    with open(os.path.join(out, "firing_rates.csv")) as fh:
+        rates = {r["layer"]: float(r["firing_rate"]) for r in csv.DictReader(fh)}
+    assert set(rates) == {"features.1", "features.3"} and all(0 < r < 1 for r in rates.values())
+    assert sum(rates.values()) / 2 == pytest.approx(summary["firing_rate"])
+    with open(os.path.join(out, "parameters.csv")) as fh:
+        params = list(csv.DictReader(fh))
+    assert len(params) == 2 and {"param/features.1/tanh_a", "param/features.1/c"} <= set(params[0])
+    with open(os.path.join(out, "operations.json")) as fh:
+        ops = json.load(fh)
+    assert ops["totals"]["energy_pj_per_sample"] > 0 and len(ops["layers"]) == 3
+    html = open(os.path.join(out, "report.html")).read()
+    assert html.count("data:image/png;base64,") == 3 and "best test accuracy" in html
+    md = open(os.path.join(out, "report.md")).read()
+    assert "![learning_curves.png](learning_curves.png)" in md and "Operations and energy" in md

@@ -96,6 +96,20 @@ def export_parser() -> ArgumentParser:
     return parser
 
 
+def report_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif report",
+        description="Write the report of a finished run: report.md, the same as one self-contained report.html, PNG "
+        "figures and the data behind each (CSV, JSON): accuracy, learning curves, per-layer firing rates, operation "
+        "counts and energy of the best checkpoint on a test batch, learned neuron parameters per epoch. "
+        "Example: adalif report runs/digits_dalif",
+    )
+    parser.add_argument("run_dir", help="a run directory written by adalif train (it holds summary.json)")
+    parser.add_argument("--out", default=None, help="the report folder (default: RUN_DIR/report)")
+    parser.add_argument("--operations", type=bool, default=True, help="count operations and energy (needs the dataset)")
+    return parser
+
+
 def _import_weights(rest: List[str]) -> int:
     from .run import import_weights
 
@@ -145,9 +159,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
     commands = {"train": "train a model from a YAML config", "eval": "evaluate a checkpoint",
                 "prepare": "build the frame cache of an event dataset",
                 "import-weights": "turn an official AR-LIF state dict into an adalif checkpoint",
-                "export-nir": "write a checkpoint's network as a NIR graph"}
+                "export-nir": "write a checkpoint's network as a NIR graph",
+                "report": "write the report of a run (markdown, HTML, figures, data)"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare,import-weights,export-nir} ...\n\n"
+        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report} ...\n\n"
               "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text} (adalif {name} --help)")
@@ -157,6 +172,13 @@ def _main(argv: Optional[List[str]] = None) -> int:
         return _prepare(rest)
     if command == "import-weights":
         return _import_weights(rest)
+    if command == "report":
+        from ..analysis.report import write_report
+
+        args = report_parser().parse_args(rest)
+        out = write_report(args.run_dir, args.out, args.operations)
+        print(f"{args.run_dir}: report in {out}/report.md and {out}/report.html")
+        return 0
     if command == "export-nir":
         from .run import export_nir
 
