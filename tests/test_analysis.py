@@ -190,3 +190,32 @@ def test_report_of_a_two_epoch_run(tmp_path, monkeypatch):
     assert html.count("data:image/png;base64,") == 3 and "best test accuracy" in html
     md = open(os.path.join(out, "report.md")).read()
     assert "![learning_curves.png](learning_curves.png)" in md and "Operations and energy" in md
+
+
+def test_compare_puts_runs_side_by_side(tmp_path, monkeypatch):
+    import csv
+    import json
+    import os
+
+    from adalif.train.cli import main, parse_config
+    from adalif.train.run import train
+
+    monkeypatch.setenv("ADALIF_BACKEND", "reference")
+    runs = []
+    for config in ("digits_dalif", "digits_arlif"):
+        cfg = parse_config(["--config", f"configs/{config}.yaml", "--output_dir", str(tmp_path), "--trainer.max_epochs", "1",
+                            "--trainer.limit_train_batches", "3", "--trainer.progress_bar", "false"])
+        runs.append(train(cfg).run_dir)
+    out = str(tmp_path / "cmp")
+    assert main(["compare", *runs, "--out", out]) == 0
+    with open(os.path.join(out, "comparison.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    for row, run in zip(rows, runs):
+        with open(os.path.join(run, "summary.json")) as fh:
+            summary = json.load(fh)
+        assert row["run"] == os.path.basename(run) and float(row["best acc"]) == pytest.approx(summary["best_acc"], abs=1e-4)
+    with open(os.path.join(out, "firing_rates.csv")) as fh:
+        rates = list(csv.DictReader(fh))
+    assert [r["layer"] for r in rates] == ["features.1", "features.3"] and set(rates[0]) == {"layer", "digits_dalif", "digits_arlif"}
+    assert os.path.getsize(os.path.join(out, "firing_rates.png")) > 5000
+    assert "data:image/png;base64," in open(os.path.join(out, "comparison.html")).read()

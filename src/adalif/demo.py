@@ -47,7 +47,11 @@ def main(argv=None) -> None:
     print(f"\n{'run':<22} {'best acc':>8} {'last acc':>8} {'target':>7} {'firing rate':>11} {'wall s':>7}")
     for name, expected, s in rows:
         print(f"{name:<22} {s.best_acc:>8.4f} {s.last_acc:>8.4f} {expected or 0:>7.2f} {s.firing_rate:>11.4f} {s.wall_time_s:>7.1f}")
+    from .analysis.report import write_comparison
+
+    out = write_comparison([s.run_dir for _, _, s in rows], os.path.join(args.output_dir, "comparison"))
     print(f"total wall time {time.perf_counter() - start:.1f} s; runs, logs and checkpoints in {args.output_dir}/")
+    print(f"comparison report: {out}/comparison.html (and comparison.md)")
 
 
 if __name__ == "__main__":

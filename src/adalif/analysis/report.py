@@ -18,7 +18,7 @@ import json
 import os
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["write_report", "read_metrics"]
+__all__ = ["write_report", "write_comparison", "read_metrics"]
 
 
 def read_metrics(run_dir: str) -> Dict[int, Dict[str, float]]:
@@ -35,6 +35,34 @@ def read_metrics(run_dir: str) -> Dict[int, Dict[str, float]]:
     return epochs
 
 
+def _summary(run_dir: str) -> dict:
+    from ..errors import MissingFileError
+
+    path = os.path.join(run_dir, "summary.json")
+    if not os.path.isfile(path):
+        raise MissingFileError(f"report: {path!r} does not exist; is {run_dir!r} a finished adalif run?")
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def _figure(out: str, name: str, title: str, draw) -> None:
+    """A matplotlib figure drawn by ``draw(ax)``, written to ``out/name``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    draw(ax)
+    if ax.get_xlabel() == "epoch":
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, name), dpi=120)
+    plt.close(fig)
+
+
 def _write_csv(path: str, header: List[str], rows: List[List]) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
@@ -49,19 +77,7 @@ def _series(epochs, key) -> Tuple[List[int], List[float]]:
 
 def write_report(run_dir: str, out_dir: Optional[str] = None, operations: bool = True) -> str:
     """Write the report of ``run_dir`` (default folder: ``RUN_DIR/report``); returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    from ..errors import MissingFileError
-
-    summary_path = os.path.join(run_dir, "summary.json")
-    if not os.path.isfile(summary_path):
-        raise MissingFileError(f"report: {summary_path!r} does not exist; is {run_dir!r} a finished adalif run?")
-    with open(summary_path) as fh:
-        summary = json.load(fh)
+    summary = _summary(run_dir)
     out = out_dir or os.path.join(run_dir, "report")
     os.makedirs(out, exist_ok=True)
     epochs = read_metrics(run_dir)
@@ -72,14 +88,7 @@ def write_report(run_dir: str, out_dir: Optional[str] = None, operations: bool =
                                             ["wall time", f"{summary['wall_time_s']:.1f} s"]])))
 
     def figure(name: str, title: str, draw) -> None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        draw(ax)
-        if ax.get_xlabel() == "epoch":
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, name), dpi=120)
-        plt.close(fig)
+        _figure(out, name, title, draw)
         blocks.append(("image", name))
 
     # Learning curves.
@@ -133,6 +142,45 @@ def write_report(run_dir: str, out_dir: Optional[str] = None, operations: bool =
     return out
 
 
+def write_comparison(run_dirs: List[str], out: str) -> str:
+    """Runs side by side in ``out``: one table (accuracy best and last, mean firing rate, wall
+    time) and a grouped bar chart of every layer's firing rate per run (AR-LIF's Figure 2 is this
+    over its adaptive, hard and soft reset runs), with their data; returns ``out``."""
+    if not run_dirs:
+        raise ValueError("compare: expected at least one run directory")
+    os.makedirs(out, exist_ok=True)
+    names = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
+    summaries = [_summary(d) for d in run_dirs]
+    rates = []
+    for d in run_dirs:
+        epochs = read_metrics(d)
+        last = epochs[max(epochs)] if epochs else {}
+        rates.append({k[3:]: v for k, v in last.items() if k.startswith("fr/")})
+    layers = list(dict.fromkeys(layer for r in rates for layer in r))
+    table = [[n, f"{s['best_acc']:.4f}", f"{s['last_acc']:.4f}", f"{s['firing_rate']:.4f}", f"{s['wall_time_s']:.1f}"]
+             for n, s in zip(names, summaries)]
+    header = ["run", "best acc", "last acc", "mean firing rate", "wall s"]
+    _write_csv(os.path.join(out, "comparison.csv"), header, table)
+    _write_csv(os.path.join(out, "firing_rates.csv"), ["layer", *names],
+               [[layer, *(r.get(layer, "") for r in rates)] for layer in layers])
+
+    def bars(ax):
+        width = 0.8 / len(names)
+        for i, (name, r) in enumerate(zip(names, rates)):
+            ax.bar([x + i * width for x in range(len(layers))], [r.get(layer, 0.0) for layer in layers], width, label=name)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(layers))], layers, rotation=45, ha="right")
+        ax.set_ylabel("spikes per neuron per step")
+        ax.legend(fontsize=7)
+    blocks: List[Tuple[str, object]] = [("h1", "Comparison of " + ", ".join(names)), ("table", (header, table))]
+    if layers:
+        _figure(out, "firing_rates.png", "firing rate per layer (last epoch, test set)", bars)
+        blocks.append(("image", "firing_rates.png"))
+    blocks.append(("text", "Data: `comparison.csv`, `firing_rates.csv` (layers by name; empty where a run has no such "
+                           "layer)."))
+    _write_outputs(out, blocks, "comparison")
+    return out
+
+
 def _operations(run_dir: str, out: str) -> List[Tuple[str, object]]:
     """Operation counts and energy of the best checkpoint on one test batch."""
     import torch
@@ -174,7 +222,7 @@ def _operations(run_dir: str, out: str) -> List[Tuple[str, object]]:
     return blocks
 
 
-def _write_outputs(out: str, blocks) -> None:
+def _write_outputs(out: str, blocks, stem: str = "report") -> None:
     md, body = [], []
     for kind, content in blocks:
         if kind in ("h1", "h2"):
@@ -197,8 +245,8 @@ def _write_outputs(out: str, blocks) -> None:
                         + "</table>")
     style = "body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}" \
             "td,th{border:1px solid #ccc;padding:0.2em 0.5em;text-align:right}img{max-width:100%}"
-    for name, text in (("report.md", "\n\n".join(md) + "\n"),
-                       ("report.html", f"<!doctype html><meta charset=utf-8><title>adalif report</title>"
+    for name, text in ((f"{stem}.md", "\n\n".join(md) + "\n"),
+                       (f"{stem}.html", f"<!doctype html><meta charset=utf-8><title>adalif report</title>"
                                        f"<style>{style}</style>\n" + "\n".join(body) + "\n")):
         tmp = os.path.join(out, name + ".tmp")
         with open(tmp, "w") as fh:

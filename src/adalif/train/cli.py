@@ -110,6 +110,18 @@ def report_parser() -> ArgumentParser:
     return parser
 
 
+def compare_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif compare",
+        description="Put finished runs side by side: one table (accuracy best and last, mean firing rate, wall time) and "
+        "a grouped bar chart of every layer's firing rate per run, as comparison.md, comparison.html, PNG and CSV. "
+        "Example: adalif compare runs/adaptive runs/hard runs/soft --out runs/reset_modes",
+    )
+    parser.add_argument("runs", nargs="+", help="run directories written by adalif train")
+    parser.add_argument("--out", required=True, help="the folder to write")
+    return parser
+
+
 def _import_weights(rest: List[str]) -> int:
     from .run import import_weights
 
@@ -160,9 +172,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
                 "prepare": "build the frame cache of an event dataset",
                 "import-weights": "turn an official AR-LIF state dict into an adalif checkpoint",
                 "export-nir": "write a checkpoint's network as a NIR graph",
-                "report": "write the report of a run (markdown, HTML, figures, data)"}
+                "report": "write the report of a run (markdown, HTML, figures, data)",
+                "compare": "put runs side by side (table and firing-rate chart)"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report} ...\n\n"
+        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare} ...\n\n"
               "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text} (adalif {name} --help)")
@@ -178,6 +191,13 @@ def _main(argv: Optional[List[str]] = None) -> int:
         args = report_parser().parse_args(rest)
         out = write_report(args.run_dir, args.out, args.operations)
         print(f"{args.run_dir}: report in {out}/report.md and {out}/report.html")
+        return 0
+    if command == "compare":
+        from ..analysis.report import write_comparison
+
+        args = compare_parser().parse_args(rest)
+        out = write_comparison(args.runs, args.out)
+        print(f"comparison of {len(args.runs)} runs in {out}/comparison.md and {out}/comparison.html")
         return 0
     if command == "export-nir":
         from .run import export_nir
