@@ -181,32 +181,40 @@ def write_comparison(run_dirs: List[str], out: str) -> str:
     return out
 
 
-def _operations(run_dir: str, out: str) -> List[Tuple[str, object]]:
-    """Operation counts and energy of the best checkpoint on one test batch."""
+def checkpoint_operations(run_dir: str, samples: int = 64):
+    """``(counts, model, samples used)`` of the best checkpoint of ``run_dir`` on its first test
+    samples (as the model sees them: normalised, time-major)."""
     import torch
 
     from ..data import registry
     from ..train.run import load_checkpoint
-    from .operations import count_operations, parameter_overhead
+    from .operations import count_operations
 
-    blocks: List[Tuple[str, object]] = [("h2", "Operations and energy")]
-    checkpoint = os.path.join(run_dir, "checkpoints", "best.ckpt")
-    try:
-        module, cfg = load_checkpoint(checkpoint)
-        sets = registry.build(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)
-    except (OSError, ValueError) as err:  # no checkpoint, or the dataset's files are not here
-        return blocks + [("text", f"Not computed: {err}")]
-    batch = [sets.test[i] for i in range(min(64, len(sets.test)))]
+    module, cfg = load_checkpoint(os.path.join(run_dir, "checkpoints", "best.ckpt"))
+    sets = registry.build(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)
+    batch = [sets.test[i] for i in range(min(samples, len(sets.test)))]
     x = torch.stack([b[0] for b in batch]).float()
     augment = registry.batch_augment(sets.info, cfg.data.options, sets.size)
     if augment is not None:
         x, _ = augment(x, torch.tensor([b[1] for b in batch]), train=False)
     if x.dim() == 5:
         x = x.transpose(0, 1)
-    counts = count_operations(module.model, x)
+    return count_operations(module.model, x), module.model, len(batch)
+
+
+def _operations(run_dir: str, out: str) -> List[Tuple[str, object]]:
+    """Operation counts and energy of the best checkpoint on one test batch."""
+    from .operations import parameter_overhead
+
+    blocks: List[Tuple[str, object]] = [("h2", "Operations and energy")]
+    try:
+        counts, model, n = checkpoint_operations(run_dir)
+    except (OSError, ValueError) as err:  # no checkpoint, or the dataset's files are not here
+        return blocks + [("text", f"Not computed: {err}")]
+    batch = range(n)
     energy = {"energy_pj_per_sample": counts.energy(), "energy_exact_pj_per_sample": counts.energy(sops="exact"),
               "ann_energy_pj_per_sample": counts.ann_energy(), "T": counts.T, "samples": len(batch),
-              **counts.totals(), **parameter_overhead(module.model), "conventions": counts.conventions}
+              **counts.totals(), **parameter_overhead(model), "conventions": counts.conventions}
     with open(os.path.join(out, "operations.json"), "w") as fh:
         json.dump({"totals": energy, "layers": [vars(c) for c in counts.layers]}, fh, indent=2)
     rows = [[c.name, c.kind, "spikes" if c.binary_input else "real", f"{c.input_rate:.4f}", f"{c.flops:,}",

@@ -122,6 +122,25 @@ def compare_parser() -> ArgumentParser:
     return parser
 
 
+def ablate_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif ablate",
+        description="Train every variant of an ablation study on a base config (same recipe and seeds, only the neuron "
+        "changes) and write OUTPUT_DIR/STUDY/ablation.md: accuracy best and last (mean ± std over seeds), mean firing "
+        "rate, energy, learned parameters. Finished variants are skipped, so an interrupted study resumes. Studies: "
+        "arlif-reset (full AR-LIF, adaptive reset only, adaptive threshold only, soft reset, hard reset), dalif-decays "
+        "(both decays, spatial only, temporal only, one shared decay, fixed LIF, sigmoid decays). Example: "
+        "adalif ablate arlif-reset --config configs/digits_arlif.yaml --epochs 2 --seeds 3",
+    )
+    parser.add_argument("study", help="arlif-reset or dalif-decays")
+    parser.add_argument("--config", required=True, help="the base training config")
+    parser.add_argument("--epochs", type=Optional[int], default=None, help="epochs per variant (default: the config's)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant: the config's seed, seed + 1, ...")
+    parser.add_argument("--output_dir", default=None, help="where the study goes (default: the config's output_dir)")
+    parser.add_argument("--energy", type=bool, default=True, help="count operations and energy of each variant")
+    return parser
+
+
 def _import_weights(rest: List[str]) -> int:
     from .run import import_weights
 
@@ -173,9 +192,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
                 "import-weights": "turn an official AR-LIF state dict into an adalif checkpoint",
                 "export-nir": "write a checkpoint's network as a NIR graph",
                 "report": "write the report of a run (markdown, HTML, figures, data)",
-                "compare": "put runs side by side (table and firing-rate chart)"}
+                "compare": "put runs side by side (table and firing-rate chart)",
+                "ablate": "run an ablation study (arlif-reset, dalif-decays) and tabulate it"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare} ...\n\n"
+        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare,ablate} ...\n\n"
               "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text} (adalif {name} --help)")
@@ -191,6 +211,14 @@ def _main(argv: Optional[List[str]] = None) -> int:
         args = report_parser().parse_args(rest)
         out = write_report(args.run_dir, args.out, args.operations)
         print(f"{args.run_dir}: report in {out}/report.md and {out}/report.html")
+        return 0
+    if command == "ablate":
+        from ..analysis.ablation import run_ablation
+
+        args = ablate_parser().parse_args(rest)
+        cfg = parse_config(["--config", args.config, "--trainer.progress_bar", "false"]
+                           + (["--output_dir", args.output_dir] if args.output_dir else []))
+        print(f"ablation table: {run_ablation(args.study, cfg, args.epochs, args.seeds, args.energy)}")
         return 0
     if command == "compare":
         from ..analysis.report import write_comparison
