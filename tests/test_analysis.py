@@ -245,3 +245,27 @@ def test_ablation_study_trains_every_variant_and_resumes(study, config, variants
     if study == "dalif-decays":
         # The fixed LIF's decays stay where they were set; the learned ones moved.
         assert table.split("| fixed_lif |")[1].split("\n")[0].rstrip().endswith("alpha 1.000, beta 0.250 |")
+
+
+def test_heatmap_over_fixed_decays(tmp_path, monkeypatch):
+    import csv
+    import json
+    import os
+
+    from adalif.analysis.ablation import run_heatmap
+    from adalif.train.cli import parse_config
+
+    monkeypatch.setenv("ADALIF_BACKEND", "reference")
+    cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path), "--trainer.progress_bar",
+                        "false", "--trainer.limit_train_batches", "2"])
+    png = run_heatmap(cfg, [0.5, 1.0], [0.25], epochs=1)
+    assert os.path.getsize(png) > 5000
+    with open(tmp_path / "heatmap" / "heatmap.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["beta \\ alpha", "0.5", "1.0"] and rows[1][0] == "0.25"
+    for alpha, value in zip(("0.5", "1"), rows[1][1:]):
+        with open(tmp_path / "heatmap" / f"alpha{alpha}_beta0.25" / "summary.json") as fh:
+            summary = json.load(fh)
+        assert float(value) == pytest.approx(summary["best_acc"])
+        neuron = summary["config"]["model"]["neuron"]
+        assert (neuron["learn_alpha"], neuron["learn_beta"], neuron["beta_init"]) == (False, False, 0.25)

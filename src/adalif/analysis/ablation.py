@@ -121,3 +121,53 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
         fh.write(text)
     os.replace(path + ".tmp", path)
     return path
+
+
+def run_heatmap(cfg, alphas: List[float], betas: List[float], epochs: Optional[int] = None) -> str:
+    """DA-LIF's Figure 1(a): test accuracy (best over epochs) of the base ``cfg`` with every fixed
+    pair (alpha, beta) of DA-LIF decays, as ``heatmap.png`` and ``heatmap.csv`` in
+    ``OUTPUT_DIR/heatmap``; finished cells are not trained again. Returns the PNG's path."""
+    import csv
+    import json
+
+    from ..errors import ConfigError
+    from ..train.run import train
+    from .report import _figure
+
+    if not alphas or not betas:
+        raise ConfigError("heatmap: give at least one --alpha and one --beta")
+    folder = os.path.join(cfg.output_dir, "heatmap")
+    trainer = replace(cfg.trainer, max_epochs=epochs) if epochs else cfg.trainer
+    grid = []
+    for beta in betas:
+        row = []
+        for alpha in alphas:
+            name = f"alpha{alpha:g}_beta{beta:g}"
+            run_dir = os.path.join(folder, name)
+            if not os.path.isfile(os.path.join(run_dir, "summary.json")):
+                neuron = {"name": "dalif", "decay_fn": "none", "alpha_init": float(alpha), "beta_init": float(beta),
+                          "learn_alpha": False, "learn_beta": False}
+                train(replace(cfg, output_dir=folder, name=name, overwrite=True, resume=None,
+                              model=replace(cfg.model, neuron=neuron), trainer=trainer))
+            with open(os.path.join(run_dir, "summary.json")) as fh:
+                row.append(json.load(fh)["best_acc"])
+        grid.append(row)
+    with open(os.path.join(folder, "heatmap.csv"), "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["beta \\ alpha", *alphas])
+        writer.writerows([[beta, *row] for beta, row in zip(betas, grid)])
+
+    def draw(ax):
+        image = ax.imshow(grid, origin="lower", cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(alphas)), [f"{a:g}" for a in alphas])
+        ax.set_yticks(range(len(betas)), [f"{b:g}" for b in betas])
+        ax.set_xlabel("spatial decay alpha (fixed)")
+        ax.set_ylabel("temporal decay beta (fixed)")
+        middle = (min(map(min, grid)) + max(map(max, grid))) / 2
+        for i, row in enumerate(grid):
+            for j, acc in enumerate(row):
+                ax.text(j, i, f"{acc:.3f}", ha="center", va="center", color="k" if acc > middle else "w", fontsize=7)
+        ax.figure.colorbar(image, ax=ax, label="best test accuracy")
+    epochs_text = f"{trainer.max_epochs} epoch{'s' if trainer.max_epochs != 1 else ''}"
+    _figure(folder, "heatmap.png", f"accuracy over fixed decays ({epochs_text})", draw)
+    return os.path.join(folder, "heatmap.png")

@@ -141,6 +141,22 @@ def ablate_parser() -> ArgumentParser:
     return parser
 
 
+def heatmap_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif heatmap",
+        description="DA-LIF's Figure 1(a): train the base config with DA-LIF neurons whose decays are fixed at every "
+        "(alpha, beta) of a grid, and write OUTPUT_DIR/heatmap/heatmap.png and heatmap.csv (best test accuracy). "
+        "Finished cells are skipped. Example: adalif heatmap --config configs/digits_dalif.yaml --alpha 0.5 1.0 "
+        "--beta 0.25 0.5 0.75 --epochs 2",
+    )
+    parser.add_argument("--config", required=True, help="the base training config")
+    parser.add_argument("--alpha", type=float, nargs="+", required=True, help="fixed spatial decays (the grid's columns)")
+    parser.add_argument("--beta", type=float, nargs="+", required=True, help="fixed temporal decays (the grid's rows)")
+    parser.add_argument("--epochs", type=Optional[int], default=None, help="epochs per cell (default: the config's)")
+    parser.add_argument("--output_dir", default=None, help="where the grid goes (default: the config's output_dir)")
+    return parser
+
+
 def _import_weights(rest: List[str]) -> int:
     from .run import import_weights
 
@@ -193,9 +209,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
                 "export-nir": "write a checkpoint's network as a NIR graph",
                 "report": "write the report of a run (markdown, HTML, figures, data)",
                 "compare": "put runs side by side (table and firing-rate chart)",
-                "ablate": "run an ablation study (arlif-reset, dalif-decays) and tabulate it"}
+                "ablate": "run an ablation study (arlif-reset, dalif-decays) and tabulate it",
+                "heatmap": "accuracy over a grid of fixed DA-LIF decays (DA-LIF's Figure 1(a))"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare,ablate} ...\n\n"
+        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare,ablate,heatmap} ...\n\n"
               "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text} (adalif {name} --help)")
@@ -219,6 +236,14 @@ def _main(argv: Optional[List[str]] = None) -> int:
         cfg = parse_config(["--config", args.config, "--trainer.progress_bar", "false"]
                            + (["--output_dir", args.output_dir] if args.output_dir else []))
         print(f"ablation table: {run_ablation(args.study, cfg, args.epochs, args.seeds, args.energy)}")
+        return 0
+    if command == "heatmap":
+        from ..analysis.ablation import run_heatmap
+
+        args = heatmap_parser().parse_args(rest)
+        cfg = parse_config(["--config", args.config, "--trainer.progress_bar", "false"]
+                           + (["--output_dir", args.output_dir] if args.output_dir else []))
+        print(f"heatmap: {run_heatmap(cfg, args.alpha, args.beta, args.epochs)}")
         return 0
     if command == "compare":
         from ..analysis.report import write_comparison
