@@ -269,3 +269,29 @@ def test_heatmap_over_fixed_decays(tmp_path, monkeypatch):
         assert float(value) == pytest.approx(summary["best_acc"])
         neuron = summary["config"]["model"]["neuron"]
         assert (neuron["learn_alpha"], neuron["learn_beta"], neuron["beta_init"]) == (False, False, 0.25)
+
+
+def test_figure_potentials_and_rasters(tmp_path, monkeypatch):
+    import csv
+    import os
+
+    from adalif.analysis.figures import potential_distributions, spike_rasters
+    from adalif.train.cli import main, parse_config
+    from adalif.train.run import train
+
+    png = potential_distributions(str(tmp_path), T=8, neurons=2000, seed=1)
+    assert os.path.getsize(png) > 5000
+    with open(tmp_path / "potentials.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for label in ("LIF (hard reset)", "soft reset", "AR-LIF"):  # every potential lands in one bin
+        assert sum(int(r[label]) for r in rows) == 8 * 2000
+    monkeypatch.setenv("ADALIF_BACKEND", "reference")
+    cfg = parse_config(["--config", "configs/digits_arlif.yaml", "--output_dir", str(tmp_path), "--trainer.max_epochs", "1",
+                        "--trainer.limit_train_batches", "3", "--trainer.progress_bar", "false"])
+    ckpt = os.path.join(train(cfg).run_dir, "checkpoints", "best.ckpt")
+    png = spike_rasters([ckpt], "features.1", str(tmp_path / "r"), sample=3, neurons=2048)
+    assert os.path.getsize(png) > 5000
+    with open(tmp_path / "r" / "spikes.csv") as fh:
+        spikes = list(csv.DictReader(fh))
+    assert spikes and all(0 <= int(s["neuron"]) < 2048 and 0 <= int(s["step"]) < 4 for s in spikes)
+    assert main(["figure", "raster", ckpt, "--layer", "nope", "--out", str(tmp_path / "x")]) == 2

@@ -55,7 +55,7 @@ def _figure(out: str, name: str, title: str, draw) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
     draw(ax)
-    if ax.get_xlabel() == "epoch":
+    if ax.get_xlabel() in ("epoch", "time step"):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     fig.tight_layout()

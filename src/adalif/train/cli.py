@@ -157,6 +157,46 @@ def heatmap_parser() -> ArgumentParser:
     return parser
 
 
+def figure_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="adalif figure",
+        description="AR-LIF's Figure 1: 'raster' plots the spikes of one layer of trained networks for the same test "
+        "sample (1(b); one checkpoint per reset mode, say); 'potentials' plots the membrane-potential distributions "
+        "of LIF, soft-reset and AR-LIF neurons under perturbed normal inputs (1(c)). Each writes a PNG and its data "
+        "(CSV). Examples: adalif figure raster runs/a/checkpoints/best.ckpt runs/b/checkpoints/best.ckpt --layer "
+        "features.1 --out figs; adalif figure potentials --out figs --std 0.8",
+    )
+    parser.add_argument("kind", help="raster or potentials")
+    parser.add_argument("checkpoints", nargs="*", default=[], help="raster: the checkpoints to compare")
+    parser.add_argument("--out", required=True, help="the folder to write")
+    parser.add_argument("--layer", default=None, help="raster: the neuron layer (its name in named_modules())")
+    parser.add_argument("--sample", type=int, default=0, help="raster: the test sample")
+    parser.add_argument("--neurons", type=int, default=64, help="raster: neurons shown per network; potentials: neurons simulated")
+    parser.add_argument("--T", type=int, default=16, help="potentials: time steps")
+    parser.add_argument("--mean", type=float, default=0.5, help="potentials: mean of the normal inputs")
+    parser.add_argument("--std", type=float, default=0.5, help="potentials: standard deviation of the inputs")
+    parser.add_argument("--perturbation", type=float, default=0.1, help="potentials: standard deviation of the perturbation")
+    parser.add_argument("--seed", type=int, default=0, help="potentials: random seed")
+    return parser
+
+
+def _figure(rest: List[str]) -> int:
+    from ..analysis.figures import potential_distributions, spike_rasters
+
+    args = figure_parser().parse_args(rest)
+    if args.kind == "raster":
+        if not args.checkpoints or args.layer is None:
+            raise ConfigError("figure raster: give one or more checkpoints and --layer")
+        path = spike_rasters(args.checkpoints, args.layer, args.out, args.sample, args.neurons)
+    elif args.kind == "potentials":
+        path = potential_distributions(args.out, args.T, max(args.neurons, 1000), args.mean, args.std, args.perturbation,
+                                       args.seed)
+    else:
+        raise ConfigError(f"figure: got {args.kind!r}, expected raster or potentials")
+    print(f"figure: {path}")
+    return 0
+
+
 def _import_weights(rest: List[str]) -> int:
     from .run import import_weights
 
@@ -210,9 +250,10 @@ def _main(argv: Optional[List[str]] = None) -> int:
                 "report": "write the report of a run (markdown, HTML, figures, data)",
                 "compare": "put runs side by side (table and firing-rate chart)",
                 "ablate": "run an ablation study (arlif-reset, dalif-decays) and tabulate it",
-                "heatmap": "accuracy over a grid of fixed DA-LIF decays (DA-LIF's Figure 1(a))"}
+                "heatmap": "accuracy over a grid of fixed DA-LIF decays (DA-LIF's Figure 1(a))",
+                "figure": "AR-LIF's Figure 1(b) spike rasters or 1(c) potential distributions"}
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare,ablate,heatmap} ...\n\n"
+        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare,ablate,heatmap,figure} ...\n\n"
               "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text} (adalif {name} --help)")
@@ -237,6 +278,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
                            + (["--output_dir", args.output_dir] if args.output_dir else []))
         print(f"ablation table: {run_ablation(args.study, cfg, args.epochs, args.seeds, args.energy)}")
         return 0
+    if command == "figure":
+        return _figure(rest)
     if command == "heatmap":
         from ..analysis.ablation import run_heatmap
 
