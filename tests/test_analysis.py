@@ -166,7 +166,7 @@ def test_report_of_a_two_epoch_run(tmp_path, monkeypatch):
     cfg = parse_config(["--config", "configs/digits_arlif.yaml", "--output_dir", str(tmp_path), "--trainer.max_epochs", "2",
                         "--trainer.limit_train_batches", "4", "--trainer.progress_bar", "false"])
     run = train(cfg).run_dir
-    assert main(["report", run]) == 0
+    assert main(["report", os.path.join(run, "checkpoints", "best.ckpt")]) == 0  # a checkpoint names its run
     out = os.path.join(run, "report")
     for png in ("learning_curves.png", "firing_rates.png", "parameters.png"):
         with open(os.path.join(out, png), "rb") as fh:
@@ -295,3 +295,11 @@ def test_figure_potentials_and_rasters(tmp_path, monkeypatch):
         spikes = list(csv.DictReader(fh))
     assert spikes and all(0 <= int(s["neuron"]) < 2048 and 0 <= int(s["step"]) < 4 for s in spikes)
     assert main(["figure", "raster", ckpt, "--layer", "nope", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_spike_counts_stay_exact_past_float32_integers():
+    from adalif.analysis.firing import _count
+
+    rows = torch.ones(2, (1 << 24) + 3)  # float32 alone would round 16,777,219 to 16,777,220
+    rows[1, :5] = 0
+    assert _count(rows).tolist() == [(1 << 24) + 3, (1 << 24) - 2]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import List, Optional
@@ -104,7 +105,8 @@ def report_parser() -> ArgumentParser:
         "counts and energy of the best checkpoint on a test batch, learned neuron parameters per epoch. "
         "Example: adalif report runs/digits_dalif",
     )
-    parser.add_argument("run_dir", help="a run directory written by adalif train (it holds summary.json)")
+    parser.add_argument("run_dir", help="a run directory written by adalif train (it holds summary.json), or one of its "
+                        "checkpoints (RUN_DIR/checkpoints/*.ckpt)")
     parser.add_argument("--out", default=None, help="the report folder (default: RUN_DIR/report)")
     parser.add_argument("--operations", type=bool, default=True, help="count operations and energy (needs the dataset)")
     return parser
@@ -267,15 +269,17 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from ..analysis.report import write_report
 
         args = report_parser().parse_args(rest)
-        out = write_report(args.run_dir, args.out, args.operations)
+        run_dir = args.run_dir
+        if os.path.isfile(run_dir) and run_dir.endswith(".ckpt"):  # RUN_DIR/checkpoints/NAME.ckpt
+            run_dir = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+        out = write_report(run_dir, args.out, args.operations)
         print(f"{args.run_dir}: report in {out}/report.md and {out}/report.html")
         return 0
     if command == "ablate":
         from ..analysis.ablation import run_ablation
 
         args = ablate_parser().parse_args(rest)
-        cfg = parse_config(["--config", args.config, "--trainer.progress_bar", "false"]
-                           + (["--output_dir", args.output_dir] if args.output_dir else []))
+        cfg = parse_config(["--config", args.config] + (["--output_dir", args.output_dir] if args.output_dir else []))
         print(f"ablation table: {run_ablation(args.study, cfg, args.epochs, args.seeds, args.energy)}")
         return 0
     if command == "figure":
@@ -284,8 +288,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from ..analysis.ablation import run_heatmap
 
         args = heatmap_parser().parse_args(rest)
-        cfg = parse_config(["--config", args.config, "--trainer.progress_bar", "false"]
-                           + (["--output_dir", args.output_dir] if args.output_dir else []))
+        cfg = parse_config(["--config", args.config] + (["--output_dir", args.output_dir] if args.output_dir else []))
         print(f"heatmap: {run_heatmap(cfg, args.alpha, args.beta, args.epochs)}")
         return 0
     if command == "compare":
