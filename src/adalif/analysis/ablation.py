@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import statistics
 from dataclasses import replace
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 __all__ = ["STUDIES", "run_ablation"]
 
@@ -50,6 +50,21 @@ STUDIES = {
 }
 
 
+def _train_variant(cfg, folder: str, name: str, neuron: Dict, trainer) -> Tuple[str, dict]:
+    """``(run_dir, summary)`` of ``cfg`` with ``neuron`` as run ``folder/name``, trained unless a
+    finished run (its ``summary.json``) is there already: an interrupted study resumes."""
+    import json
+
+    from ..train.run import train
+
+    run_dir = os.path.join(folder, name)
+    if not os.path.isfile(os.path.join(run_dir, "summary.json")):
+        train(replace(cfg, output_dir=folder, name=name, overwrite=True, resume=None,
+                      model=replace(cfg.model, neuron=neuron), trainer=trainer))
+    with open(os.path.join(run_dir, "summary.json")) as fh:
+        return run_dir, json.load(fh)
+
+
 def _mean_std(values: List[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
@@ -61,7 +76,6 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
     import json
 
     from ..errors import ConfigError
-    from ..train.run import train
     from .report import checkpoint_operations, read_metrics
 
     if study not in STUDIES:
@@ -74,17 +88,8 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
     trainer = replace(cfg.trainer, max_epochs=epochs) if epochs else cfg.trainer
     rows, csv_rows = [], []
     for variant, neuron in variants.items():
-        results = []
-        for k in range(seeds):
-            seed = cfg.trainer.seed + k
-            name = f"{variant}_s{seed}"
-            run_dir = os.path.join(folder, name)
-            if not os.path.isfile(os.path.join(run_dir, "summary.json")):
-                run_cfg = replace(cfg, output_dir=folder, name=name, overwrite=True, resume=None,
-                                  model=replace(cfg.model, neuron=neuron), trainer=replace(trainer, seed=seed))
-                train(run_cfg)
-            with open(os.path.join(run_dir, "summary.json")) as fh:
-                results.append((run_dir, json.load(fh)))
+        results = [_train_variant(cfg, folder, f"{variant}_s{seed}", neuron, replace(trainer, seed=seed))
+                   for seed in range(cfg.trainer.seed, cfg.trainer.seed + seeds)]
         best = [s["best_acc"] for _, s in results]
         last = [s["last_acc"] for _, s in results]
         rate = statistics.mean(s["firing_rate"] for _, s in results)
@@ -128,10 +133,8 @@ def run_heatmap(cfg, alphas: List[float], betas: List[float], epochs: Optional[i
     pair (alpha, beta) of DA-LIF decays, as ``heatmap.png`` and ``heatmap.csv`` in
     ``OUTPUT_DIR/heatmap``; finished cells are not trained again. Returns the PNG's path."""
     import csv
-    import json
 
     from ..errors import ConfigError
-    from ..train.run import train
     from .report import _figure
 
     if not alphas or not betas:
@@ -140,18 +143,10 @@ def run_heatmap(cfg, alphas: List[float], betas: List[float], epochs: Optional[i
     trainer = replace(cfg.trainer, max_epochs=epochs) if epochs else cfg.trainer
     grid = []
     for beta in betas:
-        row = []
-        for alpha in alphas:
-            name = f"alpha{alpha:g}_beta{beta:g}"
-            run_dir = os.path.join(folder, name)
-            if not os.path.isfile(os.path.join(run_dir, "summary.json")):
-                neuron = {"name": "dalif", "decay_fn": "none", "alpha_init": float(alpha), "beta_init": float(beta),
-                          "learn_alpha": False, "learn_beta": False}
-                train(replace(cfg, output_dir=folder, name=name, overwrite=True, resume=None,
-                              model=replace(cfg.model, neuron=neuron), trainer=trainer))
-            with open(os.path.join(run_dir, "summary.json")) as fh:
-                row.append(json.load(fh)["best_acc"])
-        grid.append(row)
+        fixed = lambda alpha: {"name": "dalif", "decay_fn": "none", "alpha_init": float(alpha),  # noqa: E731
+                               "beta_init": float(beta), "learn_alpha": False, "learn_beta": False}
+        grid.append([_train_variant(cfg, folder, f"alpha{alpha:g}_beta{beta:g}", fixed(alpha), trainer)[1]["best_acc"]
+                     for alpha in alphas])
     with open(os.path.join(folder, "heatmap.csv"), "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["beta \\ alpha", *alphas])

@@ -135,10 +135,8 @@ def ablate_parser() -> ArgumentParser:
         "adalif ablate arlif-reset --config configs/digits_arlif.yaml --epochs 2 --seeds 3",
     )
     parser.add_argument("study", help="arlif-reset or dalif-decays")
-    parser.add_argument("--config", required=True, help="the base training config")
-    parser.add_argument("--epochs", type=Optional[int], default=None, help="epochs per variant (default: the config's)")
+    _base_config_arguments(parser, "variant")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per variant: the config's seed, seed + 1, ...")
-    parser.add_argument("--output_dir", default=None, help="where the study goes (default: the config's output_dir)")
     parser.add_argument("--energy", type=bool, default=True, help="count operations and energy of each variant")
     return parser
 
@@ -151,12 +149,21 @@ def heatmap_parser() -> ArgumentParser:
         "Finished cells are skipped. Example: adalif heatmap --config configs/digits_dalif.yaml --alpha 0.5 1.0 "
         "--beta 0.25 0.5 0.75 --epochs 2",
     )
-    parser.add_argument("--config", required=True, help="the base training config")
+    _base_config_arguments(parser, "cell")
     parser.add_argument("--alpha", type=float, nargs="+", required=True, help="fixed spatial decays (the grid's columns)")
     parser.add_argument("--beta", type=float, nargs="+", required=True, help="fixed temporal decays (the grid's rows)")
-    parser.add_argument("--epochs", type=Optional[int], default=None, help="epochs per cell (default: the config's)")
-    parser.add_argument("--output_dir", default=None, help="where the grid goes (default: the config's output_dir)")
     return parser
+
+
+def _base_config_arguments(parser: ArgumentParser, unit: str) -> None:
+    """The options of the commands that train many runs from one base config (ablate, heatmap)."""
+    parser.add_argument("--config", required=True, help="the base training config")
+    parser.add_argument("--epochs", type=Optional[int], default=None, help=f"epochs per {unit} (default: the config's)")
+    parser.add_argument("--output_dir", default=None, help="where the runs go (default: the config's output_dir)")
+
+
+def _base_config(args):
+    return parse_config(["--config", args.config] + (["--output_dir", args.output_dir] if args.output_dir else []))
 
 
 def figure_parser() -> ArgumentParser:
@@ -279,8 +286,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from ..analysis.ablation import run_ablation
 
         args = ablate_parser().parse_args(rest)
-        cfg = parse_config(["--config", args.config] + (["--output_dir", args.output_dir] if args.output_dir else []))
-        print(f"ablation table: {run_ablation(args.study, cfg, args.epochs, args.seeds, args.energy)}")
+        print(f"ablation table: {run_ablation(args.study, _base_config(args), args.epochs, args.seeds, args.energy)}")
         return 0
     if command == "figure":
         return _figure(rest)
@@ -288,8 +294,7 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from ..analysis.ablation import run_heatmap
 
         args = heatmap_parser().parse_args(rest)
-        cfg = parse_config(["--config", args.config] + (["--output_dir", args.output_dir] if args.output_dir else []))
-        print(f"heatmap: {run_heatmap(cfg, args.alpha, args.beta, args.epochs)}")
+        print(f"heatmap: {run_heatmap(_base_config(args), args.alpha, args.beta, args.epochs)}")
         return 0
     if command == "compare":
         from ..analysis.report import write_comparison
