@@ -246,7 +246,7 @@ def test_import_weights_command_writes_a_checkpoint_that_adalif_eval_reads(tmp_p
     out = tmp_path / "r18.ckpt"
     assert main(["import-weights", "--from", "arlif-official", str(tmp_path / "checkpoint_max.pth"), "--config",
                  "configs/arlif_cifar10_resnet18_T4.yaml", "--out", str(out)]) == 0
-    ckpt = torch.load(out, weights_only=False)
+    ckpt = torch.load(out, weights_only=True)
     assert ckpt["adalif"]["imported_from"]["arch"] == "spiking_resnet18"
     assert ckpt["adalif"]["config"]["model"]["options"] == {"bn": "per_step"}
     cifar_tree(tmp_path / "cifar10", "cifar10", n=4)

@@ -48,7 +48,7 @@ class StopAfterFirstEpoch(L.Callback):
 
 
 def final_weights(run_dir):
-    return torch.load(os.path.join(run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=False)["state_dict"]
+    return torch.load(os.path.join(run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=True)["state_dict"]
 
 
 @pytest.mark.parametrize("neuron, options", [("dalif", "{}"), ("arlif", "{augment: [random_crop_pad4, cutout16], mixup: 0.5}")])
@@ -61,7 +61,7 @@ def test_resume_from_last_checkpoint_equals_uninterrupted_run(tmp_path, neuron, 
     resumed = train(config(tmp_path, "--name", "cut", "--resume", "last", *args))
     a, b = final_weights(full.run_dir), final_weights(resumed.run_dir)
     # last.ckpt is the last epoch even when the accuracy stopped improving (Lightning's save_last does not do that)
-    last = torch.load(os.path.join(full.run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=False)
+    last = torch.load(os.path.join(full.run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=True)
     assert last["epoch"] == 1 and last["global_step"] == 12
     assert any(not torch.equal(cut_first[k], b[k]) for k in b)  # the resumed run did train
     for key in a:
@@ -73,7 +73,7 @@ def test_resume_from_last_checkpoint_equals_uninterrupted_run(tmp_path, neuron, 
 def test_checkpoint_records_version_commit_config_and_neurons(tmp_path):
     s = train(config(tmp_path, "--trainer.max_epochs", "1", "--trainer.limit_val_batches", "1.0",
                      "--model.neuron", '{"name": "arlif", "a_init": 0.2}'))
-    ckpt = torch.load(os.path.join(s.run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=False)
+    ckpt = torch.load(os.path.join(s.run_dir, "checkpoints", "last.ckpt"), map_location="cpu", weights_only=True)
     meta = ckpt["adalif"]
     assert meta["version"] and meta["git_commit"]
     assert meta["config"]["model"]["neuron"] == {"name": "arlif", "a_init": 0.2}
@@ -240,7 +240,7 @@ def test_an_interrupted_checkpoint_write_keeps_the_previous_file(tmp_path, monke
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint({"step": 2}, path)
     monkeypatch.undo()
-    assert torch.load(path, weights_only=False) == {"step": 1}
+    assert torch.load(path, weights_only=True) == {"step": 1}
     assert os.listdir(tmp_path) == ["last.ckpt"]
 
 
@@ -290,7 +290,7 @@ def test_gesture_label_order_is_recorded_in_the_checkpoint_and_used_by_eval(tmp_
                  "--data.options", '{"size": 16, "workers": 1, "label_order": "spikingjelly"}',
                  "--trainer.max_epochs", "1", "--name", "gesture")
     summary = train(cfg)
-    ckpt = torch.load(os.path.join(summary.run_dir, "checkpoints", "last.ckpt"), weights_only=False)
+    ckpt = torch.load(os.path.join(summary.run_dir, "checkpoints", "last.ckpt"), weights_only=True)
     options = ckpt["adalif"]["config"]["data"]["options"]
     assert options["label_order"] == "spikingjelly" and options["keep_invalid"] is True  # explicit defaults too
     seen = []

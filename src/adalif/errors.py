@@ -7,7 +7,8 @@ built-in exception it refines, so ``except ValueError`` (or ``FileNotFoundError`
 
 from __future__ import annotations
 
-__all__ = ["UserError", "ConfigError", "MissingFileError", "ExistingRunError", "DatasetFileError"]
+__all__ = ["UserError", "ConfigError", "MissingFileError", "ExistingRunError", "DatasetFileError", "CorruptFileError",
+           "UnsafeFileError"]
 
 
 class UserError(Exception):
@@ -28,3 +29,17 @@ class ExistingRunError(UserError, FileExistsError):
 
 class DatasetFileError(UserError, ValueError):
     """A corrupt, truncated or malformed dataset file; the message names the file."""
+
+
+class CorruptFileError(UserError, ValueError):
+    """A checkpoint or state dict is empty, truncated or not a PyTorch file; the message names it and
+    ``reason`` says what failed."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnsafeFileError(UserError, ValueError):
+    """A file asks to run code that no file of its kind holds (a crafted pickle); nothing of it was
+    run. The message names the file and what it asked for (:mod:`adalif.safe_load`)."""

@@ -119,3 +119,31 @@ def gesture_tree(root, seed=0):
         with open(os.path.join(base, f"trials_to_{part}.txt"), "w") as fh:
             fh.write("".join(f"{k}.aedat\n" for k, v in trials.items() if v == part))
     return base, out
+
+
+def python2_pickle(obj) -> bytes:
+    """``obj`` (dict, list, str, int, uint8 numpy array) as Python 2's cPickle wrote it at protocol 2
+    with numpy 1, as in the official CIFAR files: byte strings (``str``) as BINSTRING, arrays rebuilt
+    by ``numpy.core.multiarray._reconstruct`` with their raw data as a byte string."""
+    import struct
+
+    def string(b: bytes) -> bytes:
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<i", len(b)) + b
+
+    def emit(o) -> bytes:
+        if isinstance(o, dict):
+            return b"}(" + b"".join(emit(k) + emit(v) for k, v in o.items()) + b"u"
+        if isinstance(o, list):
+            return b"](" + b"".join(emit(v) for v in o) + b"e"
+        if isinstance(o, str):
+            return string(o.encode("latin1"))
+        if isinstance(o, (int, np.integer)) and not isinstance(o, bool):
+            return b"J" + struct.pack("<i", int(o))
+        if isinstance(o, np.ndarray) and o.dtype == np.uint8:
+            dtype = b"cnumpy\ndtype\n" + string(b"u1") + b"K\x00K\x01\x87R" + b"(K\x03" + string(b"|") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+            shape = b"(" + b"".join(emit(int(n)) for n in o.shape) + b"t"
+            state = b"(K\x01" + shape + dtype + b"\x89" + string(np.ascontiguousarray(o).tobytes()) + b"t"
+            return b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85" + string(b"b") + b"\x87R" + state + b"b"
+        raise TypeError(f"python2_pickle: {type(o).__name__}")
+
+    return b"\x80\x02" + emit(obj) + b"."

@@ -18,6 +18,8 @@ import json
 import os
 from typing import Dict, List, Optional, Tuple
 
+from ..errors import UnsafeFileError
+
 __all__ = ["write_report", "write_comparison", "read_metrics"]
 
 
@@ -209,6 +211,8 @@ def _operations(run_dir: str, out: str) -> List[Tuple[str, object]]:
     blocks: List[Tuple[str, object]] = [("h2", "Operations and energy")]
     try:
         counts, model, n = checkpoint_operations(run_dir)
+    except UnsafeFileError:  # a crafted checkpoint is no missing input: the report stops, naming it
+        raise
     except (OSError, ValueError) as err:  # no checkpoint, or the dataset's files are not here
         return blocks + [("text", f"Not computed: {err}")]
     batch = range(n)

@@ -33,7 +33,9 @@ from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 import torch
 from torch import nn
 
+from ..errors import CorruptFileError
 from ..neurons import Neuron
+from ..safe_load import load_torch
 
 __all__ = ["ARCHITECTURES", "ImportedWeights", "detect_architecture", "load_official_state_dict", "convert_state_dict"]
 
@@ -145,10 +147,11 @@ def load_official_state_dict(path) -> Dict[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"state dict: {path!r} does not exist")
     try:
-        # weights_only: the file comes from elsewhere, and tensors and plain containers are all it needs.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any unreadable file: name it and say why
-        raise ValueError(f"state dict: {path!r} is not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+        # weights_only: the file comes from elsewhere, and tensors and plain containers are all it needs;
+        # a file that asks for anything else raises UnsafeFileError, naming it, before anything runs.
+        obj = load_torch(path, "state dict:")
+    except CorruptFileError as err:
+        raise ValueError(f"state dict: {path!r} is not a readable PyTorch checkpoint ({err.reason})") from None
     for key in ("net", "model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

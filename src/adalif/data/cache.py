@@ -175,7 +175,7 @@ def load(target: str, spec: FrameSpec) -> FrameCache:
     if meta.get("format_version") != FORMAT_VERSION or meta.get("spec") != asdict(spec):
         raise ValueError(f"{target}: cache written with other parameters or by another adalif version; delete it "
                          f"or run `adalif prepare ... --force`")
-    frames = np.load(os.path.join(target, "frames.npy"), mmap_mode="r")
+    frames = np.load(os.path.join(target, "frames.npy"), mmap_mode="r", allow_pickle=False)
     if list(frames.shape) != meta["shape"]:
         raise ValueError(f"{target}/frames.npy: shape {list(frames.shape)} differs from meta.json {meta['shape']}")
     return FrameCache(frames, np.asarray(meta["labels"], dtype=np.int64), meta["names"], meta["groups"], spec, target)

@@ -1,6 +1,7 @@
 """CIFAR-10 / CIFAR-100 from the official python pickle batches (docs/data.md).
 
-Each file is a dict pickled by Python 2; it is loaded with ``encoding="latin1"`` and its keys
+Each file is a dict pickled by Python 2; it is loaded with ``encoding="latin1"``, by an unpickler
+that rebuilds numpy arrays and nothing else (a crafted file never runs code), and its keys
 are normalised to ``str`` (files re-written by Python 3 may carry bytes keys). Rows are 1024
 red, 1024 green, then 1024 blue values of a row-major 32x32 image.
 """
@@ -8,11 +9,12 @@ red, 1024 green, then 1024 blue values of a row-major 32x32 image.
 from __future__ import annotations
 
 import os
-import pickle
 from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import UnsafeFileError
+from ..safe_load import load_pickle
 from .errors import DatasetFileError, missing_files
 from .spec import DatasetSpec
 
@@ -32,11 +34,13 @@ class CifarSplit(NamedTuple):
 
 
 def read_batch(path) -> CifarSplit:
-    """One pickle batch: images ``[N, 3, 32, 32]`` uint8 and labels."""
+    """One pickle batch: images ``[N, 3, 32, 32]`` uint8 and labels. Read with a restricted unpickler
+    (:func:`adalif.safe_load.load_pickle`): a global other than numpy's array and scalar builders is
+    refused with :class:`~adalif.errors.UnsafeFileError` before anything of the file is run."""
     try:
-        with open(path, "rb") as fh:
-            raw = pickle.load(fh, encoding="latin1")
-    except FileNotFoundError:
+        raw = load_pickle(path, "a CIFAR batch holds only dicts, lists, strings, bytes, numbers and numpy arrays",
+                          encoding="latin1")
+    except (FileNotFoundError, UnsafeFileError):
         raise
     except Exception as err:  # any unpickling failure: say which file and why
         raise DatasetFileError(f"{os.fspath(path)}: not a readable CIFAR pickle ({type(err).__name__}: {err})") from err

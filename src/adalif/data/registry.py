@@ -159,7 +159,7 @@ class FrameDataset(Dataset):
     @property
     def frames(self) -> np.ndarray:
         if self._frames is None:
-            self._frames = np.load(os.path.join(self.path, "frames.npy"), mmap_mode="r")
+            self._frames = np.load(os.path.join(self.path, "frames.npy"), mmap_mode="r", allow_pickle=False)
         return self._frames
 
     def __len__(self) -> int:

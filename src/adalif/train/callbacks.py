@@ -13,6 +13,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from .. import __version__
 from ..analysis import FiringRateMonitor
 from ..neurons import ARLIF, DALIF, PLIF, Neuron
+from ..safe_load import load_torch
 
 
 def git_commit() -> str:
@@ -31,7 +32,12 @@ def neuron_layers(model: torch.nn.Module) -> Dict[str, Neuron]:
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file in the same folder, then rename it into place:
-    an interrupted write never corrupts the previous checkpoint of that name."""
+    an interrupted write never corrupts the previous checkpoint of that name. Read checkpoints with
+    ``torch.load(weights_only=True)`` (:func:`adalif.safe_load.load_torch`), whatever Lightning asks:
+    resuming from a file never runs code from it."""
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> Dict[str, Any]:
+        return load_torch(path, "checkpoint:")
 
     def save_checkpoint(self, checkpoint: Dict[str, Any], path, storage_options=None) -> None:
         path = os.fspath(path)
@@ -48,13 +54,28 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 os.remove(tmp)
 
 
+def plain(value: Any) -> Any:
+    """``value`` as plain data (dict, list, tuple, str, int, float, bool, None) that
+    ``torch.load(weights_only=True)`` reads back: paths become strings and numpy scalars Python numbers.
+    What a checkpoint records (the config a user may build in Python) goes through here."""
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value) if type(value) in (list, tuple) else [plain(v) for v in value]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:  # numpy scalar
+        return value.item()
+    return value
+
+
 class RunMetadata(L.Callback):
     """Records the adalif version, git commit, resolved config and every neuron's
     hyper-parameters in each checkpoint (``checkpoint["adalif"]``) and in the loggers'
     hyper-parameters (``hparams.yaml`` of the CSV log, TensorBoard's HParams)."""
 
     def __init__(self, config: Dict[str, Any]) -> None:
-        self.config = config
+        self.config = plain(config)
         self.commit = git_commit()
 
     def metadata(self, pl_module) -> Dict[str, Any]:

@@ -20,6 +20,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from ..errors import ConfigError, ExistingRunError, MissingFileError
 from ..compat.arlif_official import convert_state_dict, load_official_state_dict
 from ..data import registry
+from ..safe_load import load_torch
 from .callbacks import AtomicCheckpointIO, FiringRates, ParameterTracker, RunMetadata
 from .config import RunConfig, config_from_dict, validate
 from .datamodule import SpikingDataModule
@@ -59,11 +60,9 @@ def _resume_path(cfg: RunConfig, run_dir: str) -> Optional[str]:
     path = os.path.join(run_dir, "checkpoints", "last.ckpt") if cfg.resume == "last" else cfg.resume
     if not os.path.isfile(path):
         raise MissingFileError(f"resume: checkpoint {path!r} does not exist")
-    try:
-        # Memory-mapped: checks the file without reading its tensors (Lightning reads it next).
-        torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # any unreadable file: say which and why, then stop
-        raise ConfigError(f"resume: checkpoint {path!r} is corrupt or unreadable ({type(err).__name__}: {err})") from err
+    # Memory-mapped: checks the file, safely, without reading its tensors (Lightning reads it next,
+    # through AtomicCheckpointIO.load_checkpoint, as safely). A corrupt or crafted file stops here.
+    load_torch(path, "resume: checkpoint", mmap=True)
     return path
 
 
@@ -170,8 +169,8 @@ def load_checkpoint(checkpoint: str, overrides: Optional[Dict[str, Any]] = None,
     (``check_files=False``: without requiring the dataset's files, for what needs the network only)."""
     if not os.path.isfile(checkpoint):
         raise MissingFileError(f"checkpoint: {checkpoint!r} does not exist")
-    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    if "adalif" not in ckpt:
+    ckpt = load_torch(checkpoint, "checkpoint:")  # weights_only: a checkpoint from elsewhere never runs code
+    if not isinstance(ckpt, dict) or "adalif" not in ckpt:
         raise ConfigError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
     cfg = validate(config_from_dict(ckpt["adalif"]["config"], overrides or {}), check_files=check_files)
     _, module = build(cfg)
