@@ -3,6 +3,11 @@
     python benchmarks/neurons.py                 # CPU: T in {4, 8, 16}, 2^20 neurons
     python benchmarks/neurons.py --device cuda   # adds the Triton kernels
     python benchmarks/neurons.py --out table.md  # also write the markdown table
+    python benchmarks/neurons.py --T 8 --only compiled cpu   # the generic path against the hand-written one
+
+Backends: ``reference`` (the plain loop), ``cpu`` / ``triton`` (hand-written kernels of LIF, PLIF,
+DA-LIF, AR-LIF) and ``compiled`` (the generic path: the step function compiled over the sequence,
+forward and backward derived; the only fused path of CLIF and GLIF).
 
 All rows run in one process on the same input ``[T, 2^20]`` float32 with the loss
 ``(spikes * w).sum()``: median of ``--repeats`` timed runs after ``--warmup`` runs. Ratios are
@@ -36,6 +41,7 @@ from typing import Callable, Optional
 import torch
 from allocator import reuse_freed_memory  # benchmarks/allocator.py (script folder on sys.path)
 
+from adalif.definitions import CLIF, GLIF
 from adalif.neurons import ARLIF, DALIF, LIF, PLIF
 
 
@@ -63,10 +69,10 @@ def sj_fastest_backend(neuron_mod, device: str) -> str:
     return "cupy" if device == "cuda" and "cupy" in node.supported_backends else "torch"
 
 
-def candidates(device: str):
+def candidates(device: str, T: int):
     """(name, builder) pairs; a builder returns a callable x -> spikes."""
     rows = []
-    backends = ["reference", "cpu"] if device == "cpu" else ["reference", "triton"]
+    backends = ["reference", "cpu", "compiled"] if device == "cpu" else ["reference", "triton", "compiled"]
     sj = _spikingjelly()
     if sj is not None:
         functional, neuron, surrogate = sj
@@ -113,9 +119,15 @@ def candidates(device: str):
         ("PLIF", lambda b: PLIF(backend=b)),
         ("DALIF", lambda b: DALIF(backend=b)),
         ("ARLIF", lambda b: ARLIF(backend=b)),
+        # Derived from their definitions: no hand-written kernel, so reference and compiled only.
+        ("CLIF", lambda b: CLIF(backend=b)),
+        ("GLIF", lambda b: GLIF(granularity="layer", T=T, backend=b)),
     ]
     for b in backends:
         for name, make in neurons:
+            if name in ("CLIF", "GLIF") and b not in ("reference", "compiled"):
+                continue
+
             def build(make=make, b=b):
                 n = make(b).to(device)
                 return n, list(n.parameters())
@@ -202,6 +214,8 @@ def main(argv: Optional[list] = None) -> str:
     parser.add_argument("--allocator", choices=["reuse", "system"], default="reuse",
                         help="reuse: raise glibc's mmap/trim thresholds so freed memory is reused (default)")
     parser.add_argument("--out", help="also write the markdown table to this file")
+    parser.add_argument("--only", nargs="+", default=None,
+                        help="run only the rows whose name contains one of these words (e.g. compiled CLIF)")
     args = parser.parse_args(argv)
     if args.allocator == "reuse":
         reuse_freed_memory()
@@ -215,8 +229,10 @@ def main(argv: Optional[list] = None) -> str:
     )
     mem_label = "peak mem (x input)" if device == "cuda" else "saved for bwd (x input)"
     lines = [header, f"| T | implementation | fwd+bwd ms | / SJ LIF | / copy | warm-up s | {mem_label} |", "|---|---|---|---|---|---|---|"]
-    rows = candidates(device)
     for T in args.T:
+        rows = candidates(device, T)
+        if args.only:
+            rows = [r for r in rows if any(word in r[0] for word in args.only) or r[0].startswith("SpikingJelly LIFNode soft")]
         x = torch.randn(T, args.neurons, device=device) * 1.5
         w = torch.randn_like(x)
         t_copy = copy_time(x, args.repeats)

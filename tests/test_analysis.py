@@ -303,3 +303,28 @@ def test_spike_counts_stay_exact_past_float32_integers():
     rows = torch.ones(2, (1 << 24) + 3)  # float32 alone would round 16,777,219 to 16,777,220
     rows[1, :5] = 0
     assert _count(rows).tolist() == [(1 << 24) + 3, (1 << 24) - 2]
+
+
+def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, capsys):
+    import os
+
+    from adalif.analysis.ablation import run_ablation
+    from adalif.train.cli import main, parse_config
+
+    monkeypatch.setenv("ADALIF_BACKEND", "reference")
+    cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path), "--trainer.progress_bar",
+                        "false", "--trainer.limit_train_batches", "2"])
+    path = run_ablation("neurons", cfg, epochs=1, energy=False, neurons=["lif", "clif", "glif"])
+    table = open(path).read()
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()
+            if line.startswith("| ") and "variant" not in line}
+    assert list(rows) == ["lif", "clif", "glif"]
+    header = next(line for line in table.splitlines() if line.startswith("| variant")).split(" | ")
+    overhead = {name: int(cells[header.index("neuron parameters")]) for name, cells in rows.items()}
+    # digits_cnn at width 32: GLIF adds 7 per-channel parameters + a [T, C] conductance per neuron layer.
+    assert overhead["lif"] == 0 and overhead["clif"] == 0 and overhead["glif"] == (7 + 4) * (32 + 64)
+    assert float(rows["glif"][header.index("s per epoch")]) > 0
+    assert os.path.isfile(tmp_path / "neurons" / "comparison" / "comparison.md")
+    assert main(["ablate", "neurons", "--config", "configs/digits_dalif.yaml", "--neurons", "lif,nope",
+                 "--output_dir", str(tmp_path)]) == 2
+    assert "neurons: unknown neuron 'nope'" in capsys.readouterr().err

@@ -142,3 +142,36 @@ def test_nodes_inside_a_spikingjelly_network_equal_the_adalif_model(kind, step_m
     for key, b in theirs.named_buffers():  # BN running statistics, updated per step or per call
         torch.testing.assert_close(b, ours_buffers[_ours(key)], rtol=1e-9, atol=1e-12, msg=key)
     assert int(ours_buffers["1.bn.num_batches_tracked"]) == (10 if bn == "per_step" else 2)
+
+
+def test_spikingjelly_monitor_set_backend_initial_v_and_single_step_v_seq():
+    """The four gaps found inside SpikingJelly's own tools (issue 15, item 5), each against SpikingJelly."""
+    sj = pytest.importorskip("spikingjelly.activation_based.neuron")
+    from spikingjelly.activation_based import functional, monitor
+
+    # SpikingJelly's initial v is v_reset (0 for soft reset), before the first step and after reset.
+    ours, theirs = LIFNode(v_reset=-0.3), sj.LIFNode(v_reset=-0.3)
+    assert ours.v == theirs.v == -0.3
+    x = torch.randn(3, 5)
+    ours(x), theirs(x)
+    reset_net(ours), functional.reset_net(theirs)
+    assert ours.v == theirs.v == -0.3
+    assert LIFNode(v_reset=None).v == sj.LIFNode(v_reset=None).v == 0.0
+    # AttributeMonitor reads the state with module.__getattr__ (no property is seen that way).
+    net = nn.Sequential(nn.Linear(5, 4), LIFNode(), nn.Linear(4, 3), ARLIFNode())
+    mon = monitor.AttributeMonitor("v", False, net, instance=(LIFNode, ARLIFNode))
+    for x_t in torch.randn(4, 2, 5):
+        net(x_t)
+    assert len(mon.records) == 8 and all(r.shape in ((2, 4), (2, 3)) for r in mon.records)
+    assert torch.equal(mon.records[-1], net[3].state.v)
+    mon.remove_hooks()
+    # functional.set_backend checks supported_backends, then assigns; "torch" means automatic here.
+    functional.set_backend(net, "torch", instance=(LIFNode, ARLIFNode))
+    assert net[1].backend is None and net[3].backend is None
+    # store_v_seq in single-step mode records v step by step (SpikingJelly 2.0.0's behaviour).
+    node = LIFNode(store_v_seq=True)
+    xs = torch.randn(4, 2, 3)
+    for x_t in xs:
+        node(x_t)
+    reference = LIF().run(xs, return_traces=True).v_seq
+    assert torch.equal(node.v_seq, reference)

@@ -13,7 +13,7 @@ ROOT = os.path.join(os.path.dirname(__file__), "..")
 # The torch release that introduced each torch API adalif uses whose name changed or appeared
 # late (torch release notes); the declared floor must cover all of them.
 INTRODUCED = {"custom_op": (2, 4), "register_fake": (2, 4), "recompile_limit": (2, 6),
-              "accumulated_recompile_limit": (2, 6), "use_duck_shape": (2, 6)}
+              "accumulated_recompile_limit": (2, 6), "use_duck_shape": (2, 6), "specialize_float": (2, 5)}
 
 
 def _declared_torch_floor():

@@ -71,8 +71,9 @@ class Neuron(nn.Module):
         self._last_backend = dispatch.select(self.dynamics.family, self.backend, x, params)
         return F.run(self.dynamics, x, state, params, return_traces, runner=dispatch.RUNNERS[self._last_backend])
 
-    def step(self, x: torch.Tensor, state: Optional[NamedTuple] = None) -> F.StepOutput:
-        """One time step: ``x`` ``[B, ...]`` -> ``StepOutput(spikes, state, h)``."""
+    def step(self, x: torch.Tensor, state: Optional[NamedTuple] = None, t: int = 0) -> F.StepOutput:
+        """One time step: ``x`` ``[B, ...]`` -> ``StepOutput(spikes, state, h)``; ``t`` matters only to
+        a neuron with a parameter per time step (GLIF's conductance)."""
         check_sequence(x, min_dim=1)
         self._check_step_input(x, "x")
         params = self.params()
@@ -81,6 +82,8 @@ class Neuron(nn.Module):
         else:
             for field, value in zip(state._fields, state):
                 check_state(value, x.shape, f"state.{field}")
+        if self.dynamics.at is not None:
+            params = self.dynamics.at(params, t, x)
         return self.dynamics.step(x, state, params)
 
     @property

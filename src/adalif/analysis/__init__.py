@@ -1,8 +1,16 @@
 """Analysis of trained spiking networks: firing rates, operation counts and energy (reports,
 figures and NIR export to come). Works on any ``nn.Module`` that contains adalif neurons."""
 
+from . import operations
 from .firing import FiringRateMonitor
-from .operations import ENERGY_PRESETS, NEURON_OPS, OperationCounts, count_operations, parameter_overhead
+from .operations import ENERGY_PRESETS, OperationCounts, count_operations, parameter_overhead
+
+
+def __getattr__(name: str):
+    if name == "NEURON_OPS":  # read from the registered definitions at each access
+        return operations.NEURON_OPS
+    raise AttributeError(name)
+
 
 __all__ = ["ENERGY_PRESETS", "FiringRateMonitor", "NEURON_OPS", "OperationCounts", "count_operations",
            "parameter_overhead"]

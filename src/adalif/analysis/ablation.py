@@ -15,7 +15,7 @@ import statistics
 from dataclasses import replace
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["STUDIES", "run_ablation"]
+__all__ = ["NEURONS", "STUDIES", "run_ablation"]
 
 
 def _arlif(base: Dict) -> Dict[str, Dict]:
@@ -42,11 +42,20 @@ def _dalif(base: Dict) -> Dict[str, Dict]:
     }
 
 
+#: The neurons ``adalif ablate neurons`` compares by default.
+NEURONS = ("lif", "plif", "dalif", "arlif", "clif", "glif")
+
+
+def _neurons(base: Dict, names=NEURONS) -> Dict[str, Dict]:
+    return {name: {"name": name} for name in names}
+
+
 #: study -> (description, base neuron spec -> {variant: neuron spec})
 STUDIES = {
     "arlif-reset": ("AR-LIF: full, adaptive reset only, adaptive threshold only, soft and hard reset", _arlif),
     "dalif-decays": ("DA-LIF: both decays, spatial only, temporal only, one shared decay (PLIF), fixed LIF, "
                      "tanh against sigmoid", _dalif),
+    "neurons": ("The same model and recipe with each neuron (registered definitions, default arguments)", _neurons),
 }
 
 
@@ -65,28 +74,52 @@ def _train_variant(cfg, folder: str, name: str, neuron: Dict, trainer) -> Tuple[
         return run_dir, json.load(fh)
 
 
+def _neuron_parameters(run_dir: str) -> int:
+    """Parameters that the neurons add to the model of a finished run (its last checkpoint)."""
+    from ..train.run import load_checkpoint
+    from .operations import parameter_overhead
+
+    path = os.path.join(run_dir, "checkpoints", "last.ckpt")
+    if not os.path.isfile(path):
+        return 0
+    module, _ = load_checkpoint(path, check_files=False)
+    return parameter_overhead(module.model)["neuron_parameters"]
+
+
 def _mean_std(values: List[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.4f}"
     return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
 
 
-def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, energy: bool = True) -> str:
-    """Train every variant of ``study`` on the base ``cfg`` and write the table; returns its path."""
+def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, energy: bool = True,
+                 neurons: Optional[List[str]] = None) -> str:
+    """Train every variant of ``study`` on the base ``cfg`` and write the table; returns its path.
+    ``neurons``: the neurons of the ``neurons`` study (default :data:`NEURONS`)."""
     import json
 
+    from .. import definitions
     from ..errors import ConfigError
-    from .report import checkpoint_operations, read_metrics
+    from .report import checkpoint_operations, read_metrics, write_comparison
 
     if study not in STUDIES:
         raise ConfigError(f"study: got {study!r}, expected one of {list(STUDIES)}")
     if seeds < 1:
         raise ConfigError(f"seeds: expected an integer >= 1, got {seeds!r}")
+    if neurons is not None and study != "neurons":
+        raise ConfigError("neurons: only the 'neurons' study takes a list of neurons")
     base_neuron = cfg.model.neuron if isinstance(cfg.model.neuron, dict) else {"name": cfg.model.neuron}
-    variants = STUDIES[study][1](base_neuron)
+    if study == "neurons":
+        unknown = [n for n in (neurons or NEURONS) if n not in definitions.registered()]
+        if unknown or not (neurons is None or neurons):
+            raise ConfigError(f"neurons: unknown neuron {unknown[0]!r}; expected names from {definitions.registered()}"
+                              if unknown else "neurons: give at least one neuron")
+        variants = _neurons(base_neuron, tuple(neurons or NEURONS))
+    else:
+        variants = STUDIES[study][1](base_neuron)
     folder = os.path.join(cfg.output_dir, study)
     trainer = replace(cfg.trainer, max_epochs=epochs) if epochs else cfg.trainer
-    rows, csv_rows = [], []
+    rows, csv_rows, first_runs = [], [], []
     for variant, neuron in variants.items():
         results = [_train_variant(cfg, folder, f"{variant}_s{seed}", neuron, replace(trainer, seed=seed))
                    for seed in range(cfg.trainer.seed, cfg.trainer.seed + seeds)]
@@ -106,9 +139,15 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
             if key.startswith("param/"):
                 learned.setdefault(key.rsplit("/", 1)[1], []).append(value)
         params = ", ".join(f"{k} {statistics.mean(v):.3f}" for k, v in sorted(learned.items())) or "none"
-        rows.append([variant, _mean_std(best), _mean_std(last), f"{rate:.4f}", joules, params])
-        csv_rows.append([variant, json.dumps(neuron), statistics.mean(best), statistics.mean(last), rate, joules, params])
-    header = ["variant", "best acc", "last acc", "mean firing rate", "energy (uJ/sample)", "learned (mean over layers)"]
+        per_epoch = statistics.mean(s["wall_time_s"] / max(1, len(s.get("accuracy_by_epoch", {})) or 1) for _, s in results)
+        overhead = _neuron_parameters(results[0][0])
+        rows.append([variant, _mean_std(best), _mean_std(last), f"{rate:.4f}", joules, str(overhead),
+                     f"{per_epoch:.1f}", params])
+        csv_rows.append([variant, json.dumps(neuron), statistics.mean(best), statistics.mean(last), rate, joules, overhead,
+                         per_epoch, params])
+        first_runs.append(results[0][0])
+    header = ["variant", "best acc", "last acc", "mean firing rate", "energy (uJ/sample)", "neuron parameters",
+              "s per epoch", "learned (mean over layers)"]
     table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n" + "\n".join(
         "| " + " | ".join(r) + " |" for r in rows)
     text = (f"# Ablation {study}\n\n{STUDIES[study][0]}; base config {cfg.name or cfg.model.name}, "
@@ -119,8 +158,11 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
 
     with open(os.path.join(folder, "ablation.csv"), "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["variant", "neuron", "best acc", "last acc", "mean firing rate", "energy uJ", "learned"])
+        writer.writerow(["variant", "neuron", "best acc", "last acc", "mean firing rate", "energy uJ",
+                         "neuron parameters", "s per epoch", "learned"])
         writer.writerows(csv_rows)
+    if study == "neurons":  # the comparison chart: per-layer firing rates of the first seed's runs
+        write_comparison(first_runs, os.path.join(folder, "comparison"))
     path = os.path.join(folder, "ablation.md")
     with open(path + ".tmp", "w") as fh:
         fh.write(text)

@@ -27,19 +27,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import DirectEncoder
+from .. import definitions
 from ..neurons import Neuron
 from .hooks import run_hooked
 
-__all__ = ["ENERGY_PRESETS", "NEURON_OPS", "LayerCount", "OperationCounts", "count_operations", "parameter_overhead"]
+__all__ = ["ENERGY_PRESETS", "LayerCount", "OperationCounts", "count_operations", "parameter_overhead"]
 
 #: (E_MAC, E_AC) in picojoules: Horowitz (ISSCC 2014, 45 nm) 32-bit float, and the fp16 / int8
 #: presets of SpikingJelly 2.0's op counter.
 ENERGY_PRESETS = {"fp32": (4.6, 0.9), "fp16": (1.5, 0.4), "int8": (0.23, 0.03)}
-#: Operations per neuron per step of each family (a separate line, never in the synaptic counts):
-#: LIF charges with one multiply (the decay) and two adds; DA-LIF scales input and potential
-#: (two multiplies); AR-LIF adds tanh(x), tanh(a)*tanh(x), three sigmoids and the memory update.
-NEURON_OPS = {"LIF": {"mul": 1, "add": 2}, "DALIF": {"mul": 2, "add": 1},
-              "ARLIF": {"mul": 7, "add": 8, "transcendental": 4}}
+
+
+def __getattr__(name: str):
+    # NEURON_OPS: operations per neuron per step of each registered neuron (a separate line, never in
+    # the synaptic counts), as each definition declares them (adalif.definitions).
+    if name == "NEURON_OPS":
+        return {d.class_name: dict(d.ops) for d in map(definitions.get, definitions.registered())}
+    raise AttributeError(name)
 
 
 @dataclass
@@ -184,7 +188,7 @@ def count_operations(model: nn.Module, x: torch.Tensor, *, T: Optional[int] = No
             counts[-1].macs += output.numel() / B
 
     def neuron(mod, inputs, output):
-        family = type(mod).__name__
+        family = definitions.definition_of(mod).name
         neuron_steps[family] = neuron_steps.get(family, 0.0) + output.numel() / B
 
     for name, m in model.named_modules():
@@ -193,12 +197,12 @@ def count_operations(model: nn.Module, x: torch.Tensor, *, T: Optional[int] = No
         elif bn == "counted" and isinstance(m, nn.modules.batchnorm._BatchNorm):
             hooks.append((m, norm))
         elif neuron_ops and isinstance(m, Neuron):
+            definitions.definition_of(m)  # an unregistered neuron is an error here, never counted as another
             hooks.append((m, neuron))
     run_hooked(model, x, hooks)
     ops: Dict[str, float] = {}
     for family, steps in neuron_steps.items():
-        key = family if family in NEURON_OPS else "LIF"  # PLIF charges as LIF does
-        for op, n in NEURON_OPS[key].items():
+        for op, n in definitions.get(family).ops.items():
             ops[op] = ops.get(op, 0.0) + n * steps
     conventions = {
         "first layer": {"auto": "MACs once for static images, x T for sequences", "times_T": "MACs x T",

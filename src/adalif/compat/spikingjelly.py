@@ -28,11 +28,14 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .. import definitions
 from ..functional.checks import Choice
+from ..kernels.dispatch import BACKENDS
 from ..neurons import ARLIF, DALIF, LIF, PLIF
 from ..surrogate import ATan, Sigmoid, Surrogate
 
-__all__ = ["StatefulNode", "LIFNode", "ParametricLIFNode", "DALIFNode", "ARLIFNode", "reset_net", "STEP_MODES"]
+__all__ = ["StatefulNode", "LIFNode", "ParametricLIFNode", "DALIFNode", "ARLIFNode", "CLIFNode", "GLIFNode", "node_class",
+           "reset_net", "STEP_MODES"]
 
 STEP_MODES = ("s", "m")
 # SpikingJelly surrogates whose derivative adalif implements with the same formula and alpha.
@@ -67,6 +70,9 @@ class StatefulNode(nn.Module):
 
     # "s": single-step, "m": multi-step; SpikingJelly's functional.set_step_mode(net, "m") assigns it.
     step_mode = Choice(STEP_MODES, "step_mode")
+    # SpikingJelly's functional.set_backend(net, name) checks a node's supported_backends first;
+    # its "torch" and "cupy" mean adalif's automatic choice here.
+    supported_backends = (*_SJ_BACKENDS, *BACKENDS)
 
     def __init__(self, *args, step_mode: str = "s", store_v_seq: bool = False, surrogate_function=None, **kwargs):
         if surrogate_function is not None:
@@ -84,20 +90,38 @@ class StatefulNode(nn.Module):
         """Forget the state: the next call starts from the neuron's initial state."""
         self.state = None
         self.v_seq = None
+        self.t = 0
 
     def detach(self) -> None:
         """Cut the state's autograd graph (truncated BPTT), keeping its values."""
         if self.state is not None:
             self.state = type(self.state)(*(s.detach() for s in self.state))
 
-    @property
-    def v(self):
-        """The membrane potential after the last step (0 before the first, as SpikingJelly's float)."""
-        return 0.0 if self.state is None else self.state.v
+    def __setattr__(self, name, value):
+        if name == "backend" and value in _SJ_BACKENDS:  # functional.set_backend(net, "torch")
+            value = None
+        super().__setattr__(name, value)
+
+    def __getattr__(self, name: str):
+        # SpikingJelly's monitors read a node's state with ``module.__getattr__(name)`` (no property is
+        # seen that way), so the state is served here: ``v`` and the other fields of the state.
+        if name != "state" and "state" in self.__dict__:
+            state = self.__dict__["state"]
+            if name == "v" and state is None:
+                # Before the first step and after reset: SpikingJelly's initial v (v_reset, or 0).
+                v_reset = self.__dict__.get("v_reset")
+                return 0.0 if v_reset is None else v_reset
+            if state is not None and name in state._fields:
+                return getattr(state, name)
+        return super().__getattr__(name)
 
     def single_step_forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.step(x, self.state)
+        out = self.step(x, self.state, self.t)
         self.state = out.state
+        self.t += 1
+        if self.store_v_seq:  # SpikingJelly 2.0.0 records v step by step in single-step mode too
+            v = out.state[0].unsqueeze(0)
+            self.v_seq = v if self.v_seq is None else torch.cat([self.v_seq, v])
         return out.spikes
 
     def multi_step_forward(self, x_seq: torch.Tensor) -> torch.Tensor:
@@ -112,6 +136,29 @@ class StatefulNode(nn.Module):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, step_mode={self.step_mode!r}"
+
+
+def node_class(name: str) -> type:
+    """The SpikingJelly-style node of the registered neuron ``name`` (``"clif"``: :class:`CLIFNode`),
+    made from its definition: the neuron's module with :class:`StatefulNode`'s calling convention."""
+    d = definitions.get(name)
+    if name not in _NODES:
+        _NODES[name] = type(f"{d.class_name}Node", (StatefulNode, d.module_class()), {
+            "__doc__": f":class:`{d.class_name}` with SpikingJelly's calling convention (made from its definition).",
+            "__module__": __name__,
+        })
+    return _NODES[name]
+
+
+_NODES = {}
+
+
+def __getattr__(name: str):
+    # <ClassName>Node of every registered neuron, your own included: adalif.compat.spikingjelly.CLIFNode.
+    for n in definitions.registered():
+        if name == f"{definitions.get(n).class_name}Node":
+            return node_class(n)
+    raise AttributeError(name)
 
 
 class LIFNode(StatefulNode, LIF):
@@ -130,6 +177,10 @@ class DALIFNode(StatefulNode, DALIF):
 class ARLIFNode(StatefulNode, ARLIF):
     """:class:`adalif.ARLIF` with SpikingJelly's calling convention (the official AR-LIF code's
     ``XLIF`` is a single-step SpikingJelly node: this is its drop-in replacement)."""
+
+
+CLIFNode = node_class("clif")
+GLIFNode = node_class("glif")
 
 
 def reset_net(net: nn.Module) -> None:

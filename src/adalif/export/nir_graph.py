@@ -29,7 +29,8 @@ from torch import nn
 
 from ..analysis.hooks import run_hooked
 from ..layers import SharedDropout, TimeBatchNorm
-from ..neurons import ARLIF, DALIF, LIF, PLIF, Neuron
+from ..definitions import definition_of
+from ..neurons import Neuron
 
 __all__ = ["to_nir", "NIRExportError"]
 
@@ -64,21 +65,18 @@ def _record(model: nn.Module, sample: torch.Tensor) -> List[_Call]:
 
 
 def _decays(name: str, m: Neuron) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(alpha, beta) of a neuron with H_t = beta V_{t-1} + alpha X_t, or why it cannot be exported."""
-    if isinstance(m, ARLIF):
-        raise NIRExportError(f"{name}: AR-LIF's adaptive reset and input-dependent threshold have no NIR node")
-    if isinstance(m, DALIF):
-        if m.reset_mode != "hard":
-            raise NIRExportError(f"{name}: soft reset (subtracting V_th) has no NIR node; NIR's LIF resets to v_reset")
-        return m.alpha.detach(), m.beta.detach()
-    if isinstance(m, (LIF, PLIF)):
-        if m.v_reset is None:
-            raise NIRExportError(f"{name}: soft reset (v_reset=None) has no NIR node; NIR's LIF resets to v_reset")
-        if m.v_reset != 0.0:
-            raise NIRExportError(f"{name}: reset to {m.v_reset}; the export maps resets to 0 only")
-        k = torch.as_tensor(m.decay()).detach()
-        return (k if m.decay_input else torch.ones_like(k)), 1.0 - k
-    raise NIRExportError(f"{name}: {type(m).__name__} has no NIR mapping")
+    """(alpha, beta) of a neuron with H_t = beta V_{t-1} + alpha X_t, or why it cannot be exported:
+    each neuron's definition says (``nir``: a mapping, or the reason there is none)."""
+    try:
+        d = definition_of(m)
+    except ValueError as err:
+        raise NIRExportError(f"{name}: {err}") from None
+    if isinstance(d.nir, str):
+        raise NIRExportError(f"{name}: {d.nir}")
+    try:
+        return d.nir(m, name)
+    except ValueError as err:
+        raise NIRExportError(f"{name}: {err}") from None
 
 
 def _per_neuron(value: torch.Tensor, shape: Tuple[int, ...]) -> np.ndarray:

@@ -20,13 +20,17 @@ StepFunction = Callable[[torch.Tensor, NamedTuple, NamedTuple], StepOutput]
 
 
 class Dynamics(NamedTuple):
-    """A neuron family: ``family`` names its fused kernels (``"lif"``, ``"dalif"``, ``"arlif"``),
-    ``step(x_t, state, params)`` is one step, ``initial_state(like, params)`` the state before the
-    first, shaped like one step ``like`` ``[B, ...]``."""
+    """A neuron family: ``family`` names it (``"lif"``, ``"dalif"``, ``"arlif"``, or a registered
+    definition's name), ``step(x_t, state, params)`` is one step, ``initial_state(like, params)`` the
+    state before the first, shaped like one step ``like`` ``[B, ...]``. ``at(params, t, x_t)``, when
+    given, is the parameter record that step ``t`` sees (per-channel values viewed to broadcast
+    against ``x_t``, per-step values sliced at ``t``); without it every step sees ``params``.
+    The state's first field is the membrane potential that ``v_seq`` traces."""
 
     family: str
     step: StepFunction
     initial_state: Callable[[torch.Tensor, NamedTuple], NamedTuple]
+    at: Optional[Callable[[NamedTuple, int, torch.Tensor], NamedTuple]] = None
 
 
 def unroll(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTuple,
@@ -37,13 +41,13 @@ def unroll(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: Named
     ``return_traces``, the stacked pre-reset ``h_seq`` and post-reset ``v_seq``.
     """
     spikes, h_seq, v_seq = [], [], []
-    for x_t in x.unbind(0):
-        out = dynamics.step(x_t, state, params)
+    for t, x_t in enumerate(x.unbind(0)):
+        out = dynamics.step(x_t, state, params if dynamics.at is None else dynamics.at(params, t, x_t))
         state = out.state
         spikes.append(out.spikes)
         if return_traces:
             h_seq.append(out.h)
-            v_seq.append(state.v)
+            v_seq.append(state[0])
     if not return_traces:
         return SequenceOutput(torch.stack(spikes), state)
     return SequenceOutput(torch.stack(spikes), state, torch.stack(h_seq), torch.stack(v_seq))

@@ -5,7 +5,10 @@ Backends:
 * ``reference``: the plain loop of :mod:`adalif.functional` (autograd through every op);
 * ``cpu``: the fused, compiled loops of :mod:`.cpu` with hand-written backward;
 * ``triton``: the Triton kernels of :mod:`.triton_impl` (CUDA tensors, or CPU tensors under
-  ``TRITON_INTERPRET=1``).
+  ``TRITON_INTERPRET=1``);
+* ``compiled``: the generic path of :mod:`.generic`, the step function compiled over the whole
+  sequence, forward and backward (any family; the only fused path of a registered definition
+  without hand-written kernels: CLIF, GLIF, your own).
 
 The choice is, in order: the neuron's ``backend`` argument, the ``ADALIF_BACKEND``
 environment variable, then automatic: ``triton`` for CUDA tensors, ``cpu`` for CPU sequences
@@ -36,11 +39,14 @@ from ..functional.arlif import threshold as arlif_threshold
 from ..functional.checks import check_sequence
 from ..functional.lif import reset as lif_reset
 from ..surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle
-from . import cpu, ops  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
+from . import cpu, generic, ops  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
 
 log = logging.getLogger("adalif.kernels")
 
-BACKENDS = ("reference", "cpu", "triton")
+BACKENDS = ("reference", "cpu", "triton", "compiled")
+#: The families with hand-written kernels (``cpu``, ``triton``); every other family (a registered
+#: definition) runs on the generic ``compiled`` path of :mod:`.generic`.
+HAND_WRITTEN = ("lif", "dalif", "arlif")
 ENV_VAR = "ADALIF_BACKEND"
 #: Automatic selection uses the compiled CPU path from this many neurons per time step.
 AUTO_CPU_MIN_STEP_NUMEL = 1 << 14
@@ -79,26 +85,33 @@ def triton_unavailable_reason(device: torch.device) -> Optional[str]:
     return None
 
 
-def _unsupported_reason(family: str, x: torch.Tensor, params: NamedTuple) -> Optional[str]:
+def _unsupported_reason(family: str, x: torch.Tensor, params: NamedTuple, compiled: bool = False) -> Optional[str]:
     sg = params.surrogate
     if type(sg) not in KERNEL_SURROGATES:
         return (f"surrogate {type(sg).__name__} is not one of the built-in surrogates that the fused kernels "
                 f"implement ({', '.join(c.__name__ for c in KERNEL_SURROGATES)}; a subclass may change the derivative)")
     if not sg.spiking:
         return "the fused kernels implement spiking surrogates only (spiking=False needs the reference)"
+    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        return f"dtype {x.dtype} is not supported by the fused kernels"
+    if compiled:
+        return None
+    if not (sg.inclusive and sg.closed):
+        return (f"the hand-written kernels fire at u >= 0 with closed windows; {sg!r} needs the reference or "
+                f"the generic compiled path")
     if family == "dalif":
         for name in ("alpha", "beta"):
             p = getattr(params, name)
             if isinstance(p, torch.Tensor) and p.numel() > 1 and not (params.per_channel and p.dim() == 1):
                 return f"{name} of shape {tuple(p.shape)} is neither per layer nor per channel (per_channel=True, [C])"
-    if x.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
-        return f"dtype {x.dtype} is not supported by the fused kernels"
     return None
 
 
 def select(family: str, requested: Optional[str], x: torch.Tensor, params: NamedTuple) -> str:
     """The backend that will run: the request, else ``$ADALIF_BACKEND``, else automatic."""
     name = requested or check_backend_name(os.environ.get(ENV_VAR) or None, ENV_VAR)
+    if family not in HAND_WRITTEN or name == "compiled":
+        return _select_compiled(family, name, requested is not None, x, params)
     if name is None:
         reason = _unsupported_reason(family, x, params)
         if reason is None and x.device.type not in ("cpu", "cuda"):
@@ -129,6 +142,30 @@ def select(family: str, requested: Optional[str], x: torch.Tensor, params: Named
 
 def _cpu_reason() -> Optional[str]:
     return cpu.UNAVAILABLE_REASON
+
+
+def _select_compiled(family: str, name: Optional[str], explicit: bool, x: torch.Tensor, params: NamedTuple) -> str:
+    """A family without hand-written kernels (or an explicit ``compiled``): the generic compiled
+    path when it can run (automatically: CUDA, or CPU sequences of at least
+    :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons per step), else the reference."""
+    if name == "reference":
+        return name
+    if name in ("cpu", "triton"):
+        if explicit:
+            raise RuntimeError(f"adalif {family}: backend {name!r} cannot run: {family} has no hand-written kernels; "
+                               f"use backend='compiled' (its step function, compiled) or None")
+        name = None  # ADALIF_BACKEND=cpu/triton: the fused path of a definition is the compiled one
+    reason = _unsupported_reason(family, x, params, compiled=True) or generic.unavailable_reason(x.device)
+    if name == "compiled":
+        if reason is not None:
+            raise RuntimeError(f"adalif {family}: backend 'compiled' cannot run: {reason}")
+        return name
+    if reason is not None:
+        _warn_once("adalif %s: using the reference loop (slower) because %s", family, reason)
+        return "reference"
+    if x.is_cuda or x[0].numel() >= AUTO_CPU_MIN_STEP_NUMEL:
+        return "compiled"
+    return "reference"
 
 
 class LIFCoefficients(NamedTuple):
@@ -177,7 +214,7 @@ def _fused(dynamics: F.Dynamics, x: torch.Tensor, state: NamedTuple, params: Nam
 
 #: The runner of each backend, for :func:`adalif.functional.run`.
 RUNNERS = {"reference": F.unroll, "cpu": functools.partial(_fused, impl="cpu"),
-           "triton": functools.partial(_fused, impl="triton")}
+           "triton": functools.partial(_fused, impl="triton"), "compiled": generic.run}
 
 
 def run(dynamics: F.Dynamics, x: torch.Tensor, state: Optional[NamedTuple] = None, params: Optional[NamedTuple] = None,
@@ -186,7 +223,11 @@ def run(dynamics: F.Dynamics, x: torch.Tensor, state: Optional[NamedTuple] = Non
     ``DALIF`` or ``ARLIF``) over ``x`` ``[T, B, ...]`` on the backend chosen as the module docstring
     says (``backend`` first). ``adalif.kernels.lif``/``dalif``/``arlif`` fix ``dynamics``."""
     check_backend_name(backend, "backend")
-    params = _DEFAULT_PARAMS[dynamics.family] if params is None else params
+    if params is None:
+        if dynamics.family not in _DEFAULT_PARAMS:
+            raise ValueError(f"params: {dynamics.family} has no default parameter record; pass params "
+                             f"(a module's .params())")
+        params = _DEFAULT_PARAMS[dynamics.family]
     check_sequence(x)
     name = select(dynamics.family, backend, x, params)
     if not torch.compiler.is_compiling():

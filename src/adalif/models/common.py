@@ -45,4 +45,5 @@ def init_kaiming(model: nn.Module, linear_std: float = None) -> None:
             nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Linear) and linear_std is not None:
             nn.init.normal_(m.weight, 0.0, linear_std)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

@@ -1,10 +1,12 @@
 """Model registry and neuron specs.
 
 ``create_model("resnet19", neuron="dalif", num_classes=10, in_channels=3, T=4)`` builds any
-registered model with any neuron. A neuron spec is a name (``"lif"``, ``"plif"``, ``"dalif"``,
-``"arlif"``, or an official AR-LIF baseline of :data:`PRESETS`) or a dict
-``{"name": "arlif", "decay": 0.5, ...}`` of constructor arguments; with
-``{"name": "dalif", "granularity": "channel"}`` each layer gets its own channel count.
+registered model with any registered neuron (:mod:`adalif.definitions`: ``"lif"``, ``"plif"``,
+``"dalif"``, ``"arlif"``, ``"clif"``, ``"glif"``, your own) or an official AR-LIF baseline of
+:data:`PRESETS`. A neuron spec is a name or a dict ``{"name": "arlif", "decay": 0.5, ...}`` of
+constructor arguments; with ``{"name": "dalif", "granularity": "channel"}`` (or any neuron with
+per-channel parameters) each layer gets its own channel count, and a neuron with a parameter per
+time step (GLIF) gets the model's T.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from typing import Callable, Dict, Optional, Union
 
 from torch import nn
 
-from ..layers import BN_MODES, set_batch_norm_mode
-from ..neurons import ARLIF, DALIF, LIF, PLIF, Neuron
+from .. import definitions
+from ..layers import BN_MODES, TimeBatchNorm, set_batch_norm_mode
+from ..neurons import Neuron
 from ..surrogate import Rectangle
-
-NEURONS = {"lif": LIF, "plif": PLIF, "dalif": DALIF, "arlif": ARLIF}
 
 #: The official AR-LIF code's baselines (``-neuron_model``), with their Rectangle(1) surrogate:
 #: ``hard_lif`` is its ``LIF`` and ``hardLIF`` (SpikingJelly ``LIFNode(tau=2, decay_input=False,
@@ -45,8 +46,21 @@ def list_models():
     return sorted(_MODELS)
 
 
-def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
-    """A callable ``num_channels -> neuron module`` for a spec; arguments are checked here, once."""
+def __getattr__(name: str):
+    # NEURONS (name -> module class) is the registry's view, kept for code written before definitions.
+    if name == "NEURONS":
+        return {n: definitions.get(n).module_class() for n in definitions.registered()}
+    raise AttributeError(name)
+
+
+def neuron_names():
+    """Every name a neuron spec may take: the registered definitions and the presets."""
+    return sorted(definitions.registered() + list(PRESETS))
+
+
+def neuron_factory(spec: NeuronSpec, T: Optional[int] = None) -> NeuronFactory:
+    """A callable ``num_channels -> neuron module`` for a spec; arguments are checked here, once.
+    ``T``: the model's number of steps, for a neuron with a parameter per step."""
     if isinstance(spec, str):
         spec = {"name": spec}
     if not isinstance(spec, dict) or "name" not in spec:
@@ -56,14 +70,17 @@ def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
     if name in PRESETS:
         name, defaults = PRESETS[name]
         kwargs = {**defaults, **kwargs}
-    if name not in NEURONS:
-        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {sorted(NEURONS) + sorted(PRESETS)}")
-    cls = NEURONS[name]
+    if name not in definitions.registered():
+        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {neuron_names()}")
+    d = definitions.get(name)
+    cls = d.module_class()
     allowed = set(inspect.signature(cls).parameters)
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"neuron.{unknown[0]}: not an argument of {cls.__name__}; expected one of {sorted(allowed)}")
-    per_channel = name == "dalif" and kwargs.get("granularity") == "channel"
+    per_channel = "num_channels" in allowed and kwargs.get("granularity", _default(cls, "granularity")) == "channel"
+    if "T" in allowed and kwargs.get("T") is None:
+        kwargs["T"] = T
 
     def make(num_channels: int) -> Neuron:
         return cls(**kwargs, num_channels=num_channels) if per_channel else cls(**kwargs)
@@ -72,8 +89,13 @@ def neuron_factory(spec: NeuronSpec) -> NeuronFactory:
     return make
 
 
+def _default(cls, arg: str):
+    parameter = inspect.signature(cls).parameters.get(arg)
+    return None if parameter is None else parameter.default
+
+
 def create_model(name: str, *, neuron: NeuronSpec = "lif", bn: str = "time_batch", input_size: Optional[int] = None,
-                 **kwargs) -> nn.Module:
+                 bn_threshold: float = 1.0, **kwargs) -> nn.Module:
     """Build registered model ``name`` with any neuron; ``num_classes``, ``in_channels``, ``T``
     and model options default to the model's own. The model maps ``[B, C, H, W]`` (repeated T
     times) or ``[T, B, C, H, W]`` to per-step logits ``[T, B, num_classes]``.
@@ -81,7 +103,9 @@ def create_model(name: str, *, neuron: NeuronSpec = "lif", bn: str = "time_batch
     ``bn``: the training statistics of every batch norm, ``"time_batch"`` (over T·B) or
     ``"per_step"`` (over B, each step separately, as a single-step network called T times);
     see :class:`~adalif.layers.TimeBatchNorm` and docs/models.md. ``input_size``: the side of the
-    (square) input, for the models whose layers depend on it (``vggsnn``); the others ignore it."""
+    (square) input, for the models whose layers depend on it (``vggsnn``); the others ignore it.
+    ``bn_threshold``: tdBN's :math:`V_{th}` factor, multiplied into every batch norm's scale (GLIF's
+    recipe normalises by its constant threshold 0.5; 1 leaves the model as it is)."""
     if bn not in BN_MODES:
         raise ValueError(f"model.bn: got {bn!r}, expected one of {list(BN_MODES)}")
     if name not in _MODELS:
@@ -97,7 +121,15 @@ def create_model(name: str, *, neuron: NeuronSpec = "lif", bn: str = "time_batch
     unknown = sorted(set(kwargs) - allowed)
     if unknown:
         raise ValueError(f"model.{unknown[0]}: not an option of {name}; expected one of {sorted(allowed)}")
-    return set_batch_norm_mode(_MODELS[name](neuron_factory(neuron), **kwargs), bn)
+    if not (isinstance(bn_threshold, (int, float)) and not isinstance(bn_threshold, bool) and bn_threshold > 0):
+        raise ValueError(f"model.bn_threshold: expected a positive number, got {bn_threshold!r}")
+    T = kwargs.get("T", inspect.signature(_MODELS[name]).parameters["T"].default)
+    model = set_batch_norm_mode(_MODELS[name](neuron_factory(neuron, T), **kwargs), bn)
+    if bn_threshold != 1.0:
+        for m in model.modules():
+            if isinstance(m, TimeBatchNorm):
+                m.scale *= float(bn_threshold)
+    return model
 
 
 def model_for_data(name: str, neuron: NeuronSpec, options: Dict, *, num_classes: int, in_channels: int, T: int,

@@ -61,18 +61,26 @@ def _resnet(stem: nn.Module, stages: nn.Module, head: nn.Module, T: int) -> Spik
 
 
 @register_model
-def resnet19(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, stem: int = 128, hidden: Optional[int] = 256) -> SpikingNet:
+def resnet19(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, stem: int = 128,
+             hidden: Optional[int] = 256, head: str = "tet") -> SpikingNet:
     """ResNet-19 of tdBN/TET: stem ``stem`` (128, or 64 as in the TET code), stages 128/256/512
-    with [3, 3, 2] blocks, head global average pool -> FC 512->``hidden`` -> neuron -> FC (TET
-    head; ``hidden=None`` gives the GLIF head 512->C)."""
+    with [3, 3, 2] blocks, then global average pooling and a head. ``head="tet"``: FC 512->``hidden``
+    -> neuron -> FC (``hidden=None``: 512->C). ``head="glif"``: the GLIF code's bias-free head,
+    512->256->C with no neuron between for C <= 50, 512->C above, linear weights from N(0, 0.01)."""
+    if head not in ("tet", "glif"):
+        raise ValueError(f"model.head: got {head!r}, expected 'tet' or 'glif'")
     stem_layer = nn.Sequential(conv_bn(in_channels, stem), neuron(stem))
     stages = _stages(stem, (128, 256, 512), (3, 3, 2), (1, 2, 2), _basic(neuron))
     pool = SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    if head == "glif":
+        linears = ([nn.Linear(512, 256, bias=False), nn.Linear(256, num_classes, bias=False)] if num_classes <= 50
+                   else [nn.Linear(512, num_classes, bias=False)])
+        return SpikingNet(nn.Sequential(stem_layer, stages), nn.Sequential(pool, SeqToANN(*linears)), T, linear_std=0.01)
     if hidden:
-        head = nn.Sequential(pool, SeqToANN(nn.Linear(512, hidden)), neuron(hidden), SeqToANN(nn.Linear(hidden, num_classes)))
+        fc = nn.Sequential(pool, SeqToANN(nn.Linear(512, hidden)), neuron(hidden), SeqToANN(nn.Linear(hidden, num_classes)))
     else:
-        head = nn.Sequential(pool, SeqToANN(nn.Linear(512, num_classes)))
-    return _resnet(stem_layer, stages, head, T)
+        fc = nn.Sequential(pool, SeqToANN(nn.Linear(512, num_classes)))
+    return _resnet(stem_layer, stages, fc, T)
 
 
 @register_model

@@ -12,7 +12,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .. import __version__
 from ..analysis import FiringRateMonitor
-from ..neurons import ARLIF, DALIF, PLIF, Neuron
+from ..definitions import definition_of
+from ..neurons import Neuron
 from ..safe_load import load_torch
 
 
@@ -138,19 +139,15 @@ class FiringRates(L.Callback):
 
 
 class ParameterTracker(L.Callback):
-    """Logs the learned neuron parameters of every layer at each epoch: DA-LIF ``alpha``/``beta``
-    (mean over channels), AR-LIF ``tanh(a)`` and ``c``, PLIF ``tau``."""
+    """Logs the learned neuron parameters of every layer at each epoch, as each neuron's definition
+    says (``param/<layer>/<name>``): DA-LIF ``alpha``/``beta`` (mean over channels), AR-LIF
+    ``tanh_a`` and ``c``, PLIF ``tau``, and the mean value of each parameter of a derived neuron
+    (CLIF has none; GLIF's gates, decay, threshold, leak, reset amount and conductance)."""
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         values = {}
         for name, m in neuron_layers(pl_module.model).items():
-            if isinstance(m, DALIF):
-                values[f"param/{name}/alpha"] = float(m.alpha.detach().mean())
-                values[f"param/{name}/beta"] = float(m.beta.detach().mean())
-            elif isinstance(m, ARLIF):
-                values[f"param/{name}/tanh_a"] = float(torch.tanh(m.a.detach()))
-                values[f"param/{name}/c"] = float(m.c.detach())
-            elif isinstance(m, PLIF):
-                values[f"param/{name}/tau"] = m.tau
+            for key, value in definition_of(m).tracked(m).items():
+                values[f"param/{name}/{key}"] = value
         if values:
             pl_module.log_dict(values)

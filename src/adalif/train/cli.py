@@ -129,13 +129,16 @@ def ablate_parser() -> ArgumentParser:
         prog="adalif ablate",
         description="Train every variant of an ablation study on a base config (same recipe and seeds, only the neuron "
         "changes) and write OUTPUT_DIR/STUDY/ablation.md: accuracy best and last (mean ± std over seeds), mean firing "
-        "rate, energy, learned parameters. Finished variants are skipped, so an interrupted study resumes. Studies: "
-        "arlif-reset (full AR-LIF, adaptive reset only, adaptive threshold only, soft reset, hard reset), dalif-decays "
-        "(both decays, spatial only, temporal only, one shared decay, fixed LIF, sigmoid decays). Example: "
+        "rate, energy, neuron parameters, seconds per epoch, learned parameters. Finished variants are skipped, so an "
+        "interrupted study resumes. Studies: arlif-reset (full AR-LIF, adaptive reset only, adaptive threshold only, "
+        "soft reset, hard reset), dalif-decays (both decays, spatial only, temporal only, one shared decay, fixed LIF, "
+        "sigmoid decays), neurons (the same recipe with each neuron of --neurons, plus the comparison chart). Example: "
         "adalif ablate arlif-reset --config configs/digits_arlif.yaml --epochs 2 --seeds 3",
     )
-    parser.add_argument("study", help="arlif-reset or dalif-decays")
+    parser.add_argument("study", help="arlif-reset, dalif-decays or neurons")
     _base_config_arguments(parser, "variant")
+    parser.add_argument("--neurons", type=Optional[str], default=None,
+                        help="neurons study: comma-separated neuron names (default lif,plif,dalif,arlif,clif,glif)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per variant: the config's seed, seed + 1, ...")
     parser.add_argument("--energy", type=bool, default=True, help="count operations and energy of each variant")
     return parser
@@ -286,7 +289,8 @@ def _main(argv: Optional[List[str]] = None) -> int:
         from ..analysis.ablation import run_ablation
 
         args = ablate_parser().parse_args(rest)
-        print(f"ablation table: {run_ablation(args.study, _base_config(args), args.epochs, args.seeds, args.energy)}")
+        neurons = [n.strip() for n in args.neurons.split(",") if n.strip()] if args.neurons is not None else None
+        print(f"ablation table: {run_ablation(args.study, _base_config(args), args.epochs, args.seeds, args.energy, neurons)}")
         return 0
     if command == "figure":
         return _figure(rest)

@@ -15,6 +15,7 @@ from torchmetrics import MeanMetric, SumMetric
 
 from ..losses import SpikingLoss, hard_labels, predict
 from ..models import model_for_data
+from ..definitions import definition_of
 from ..neurons import Neuron
 from .config import LossConfig, ModelConfig, OptimConfig, ScheduleConfig
 from .lamb import Lamb
@@ -71,15 +72,31 @@ class SpikingClassifier(L.LightningModule):
 
     def configure_optimizers(self):
         cfg = self.optim_cfg
-        neuron_params = {id(p) for m in self.model.modules() if isinstance(m, Neuron) for p in m.parameters()}
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        if cfg.neuron_weight_decay:
-            groups = [{"params": params, "weight_decay": cfg.weight_decay}]
-        else:
-            groups = [
-                {"params": [p for p in params if id(p) not in neuron_params], "weight_decay": cfg.weight_decay},
-                {"params": [p for p in params if id(p) in neuron_params], "weight_decay": 0.0},
-            ]
+        # (weight decay, learning-rate factor) of each neuron parameter: the config's choice for the
+        # neurons, unless the neuron's definition declares its own (GLIF: no decay, gates at lr/10).
+        neuron_params = {}
+        for m in self.model.modules():
+            if isinstance(m, Neuron):
+                declared = {name: spec for spec in definition_of(m).parameters
+                            for name in (spec.name, f"raw_{spec.name}")}
+                for name, p in m.named_parameters(recurse=False):
+                    spec = declared.get(name)
+                    decay = cfg.neuron_weight_decay and (spec is None or spec.weight_decay)
+                    neuron_params[id(p)] = (cfg.weight_decay if decay else 0.0, 1.0 if spec is None else spec.lr_scale)
+        # Group 0 holds every other parameter (and neuron parameters treated alike); then one group per
+        # (decay, factor). Without neuron weight decay the neurons' group exists even when empty: the
+        # optimiser state of earlier checkpoints has that layout.
+        other, keyed = [], {}
+        for p in (p for p in self.model.parameters() if p.requires_grad):
+            key = neuron_params.get(id(p))
+            if key is None or (cfg.neuron_weight_decay and key == (cfg.weight_decay, 1.0)):
+                other.append(p)
+            else:
+                keyed.setdefault(key, []).append(p)
+        if not cfg.neuron_weight_decay:
+            keyed.setdefault((0.0, 1.0), [])
+        groups = [{"params": other, "weight_decay": cfg.weight_decay, "lr": cfg.lr}]
+        groups += [{"params": ps, "weight_decay": wd, "lr": cfg.lr * scale} for (wd, scale), ps in keyed.items()]
         if cfg.name == "sgd":
             opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov)
         elif cfg.name == "adamw":
