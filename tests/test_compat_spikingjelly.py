@@ -175,3 +175,57 @@ def test_spikingjelly_monitor_set_backend_initial_v_and_single_step_v_seq():
         node(x_t)
     reference = LIF().run(xs, return_traces=True).v_seq
     assert torch.equal(node.v_seq, reference)
+
+
+def _spikingjelly_model_zoo():
+    """SpikingJelly's model zoo imports torchvision only to download pretrained weights, and
+    torchvision cannot be imported beside the CPU build of torch here: a stand-in module that
+    refuses downloads lets the zoo import (nothing is downloaded)."""
+    import sys
+    import types
+
+    if "torchvision" not in sys.modules:
+        stub = types.ModuleType("torchvision._internally_replaced_utils")
+        stub.load_state_dict_from_url = lambda *args, **kwargs: (_ for _ in ()).throw(RuntimeError("no downloads"))
+        sys.modules["torchvision"] = types.ModuleType("torchvision")
+        sys.modules["torchvision._internally_replaced_utils"] = stub
+    return pytest.importorskip("spikingjelly.activation_based.model.spiking_resnet").__package__
+
+
+@pytest.mark.parametrize("arch", ["spiking_resnet.spiking_resnet18", "sew_resnet.sew_resnet18",
+                                  "spiking_vgg.spiking_vgg11_bn"])
+def test_spikingjelly_model_zoo_with_adalif_nodes_equals_its_own(arch):
+    """SpikingJelly's own networks, built once with its LIFNode and once with adalif's: outputs and
+    every weight gradient equal, in single-step and multi-step mode."""
+    import importlib
+
+    package = _spikingjelly_model_zoo()
+    from spikingjelly.activation_based import functional, neuron, surrogate
+
+    module, name = arch.split(".")
+    build = getattr(importlib.import_module(f"{package}.{module}"), name)
+    extra = {"cnf": "ADD"} if module == "sew_resnet" else {}
+    nets = []
+    for node in (neuron.LIFNode, LIFNode):
+        torch.manual_seed(0)
+        nets.append(build(spiking_neuron=node, surrogate_function=surrogate.Sigmoid(), num_classes=10, **extra))
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.rand(2, 3, 32, 32)
+    for mode in ("s", "m"):
+        outs, grads = [], []
+        for net, reset in zip(nets, (functional.reset_net, reset_net)):
+            functional.set_step_mode(net, mode)
+            reset(net)
+            net.zero_grad()
+            torch.manual_seed(1)  # the same dropout masks (SpikingJelly's Dropout draws one per sequence)
+            out = torch.stack([net(x) for _ in range(2)]) if mode == "s" else net(x.unsqueeze(0).repeat(2, 1, 1, 1, 1))
+            (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+            outs.append(out.detach())
+            grads.append([p.grad.clone() for p in net.parameters() if p.grad is not None])
+        assert torch.equal(outs[0], outs[1]), mode
+        assert len(grads[0]) == len(grads[1]) > 0
+        # Within 1e-5 of the largest gradient: a few gradients are rounding noise around zero (a bias
+        # whose BN removes it, a deep BN with no spike downstream), where a relative test means nothing.
+        scale = max(float(g.abs().max()) for g in grads[0])
+        for g0, g1 in zip(*grads):
+            assert float((g1 - g0).abs().max()) <= 1e-5 * scale, mode

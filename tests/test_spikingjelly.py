@@ -72,3 +72,25 @@ def test_dalif_fixed_lif_equals_spikingjelly(soft):
     s1, s2, (g1,), (g2,) = run_pair(ours, theirs, x, weights)
     assert torch.equal(s1, s2)
     torch.testing.assert_close(g1, g2, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kw", [dict(tau=2.0), dict(tau=3.0, v_reset=-0.2), dict(tau=2.0, v_reset=None)],
+                         ids=["hard", "v_reset", "soft"])
+def test_every_path_rounds_the_charge_as_spikingjelly_does(kw):
+    """A crafted input whose second-step potential lands within a few ulps of the threshold: the
+    affine form (1 - k) V + k X + gamma, which the fused CPU path used, disagrees with SpikingJelly on
+    thousands of spikes; SpikingJelly's own expression in its own order, on every CPU path, on none."""
+    torch.manual_seed(0)
+    n, tau, v_reset = 1 << 17, kw["tau"], kw.get("v_reset", 0.0)
+    x0 = torch.rand(n) * 1.5
+    single = sj.LIFNode(step_mode="s", **kw)
+    single(x0)
+    v1 = single.v.clone()
+    x1 = (1.0 - v1) * tau + v1 - (v_reset or 0.0) + torch.randint(-3, 4, (n,)) * 1e-7
+    x = torch.stack([x0, x1])
+    theirs = sj.LIFNode(step_mode="m", **kw)(x)
+    k = 1.0 / tau
+    affine = (1 - k) * v1 + k * x1 + k * (v_reset or 0.0) >= 1.0
+    assert int((affine.float() != theirs[1]).sum()) > 1000  # the input does probe the rounding
+    for backend in ("reference", "cpu"):
+        assert torch.equal(LIF(**kw, backend=backend)(x), theirs), backend

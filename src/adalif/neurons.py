@@ -134,8 +134,10 @@ class LIF(Neuron):
         return 1.0 / self.tau
 
     def params(self) -> F.LIFParameters:
+        # LIF divides by tau and PLIF multiplies by sigmoid(w), as SpikingJelly's two nodes do.
+        tau = self.tau if type(self)._tau_name == "tau" else None
         return F.LIFParameters(
-            self.decay(), self.decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate
+            self.decay(), self.decay_input, self.v_threshold, self.v_reset, self.detach_reset, self.surrogate, tau
         )
 
     def extra_repr(self) -> str:

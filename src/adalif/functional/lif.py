@@ -1,6 +1,7 @@
 """LIF and PLIF dynamics (SpikingJelly ``LIFNode`` / ``ParametricLIFNode`` semantics).
 
-With decay :math:`k = 1/\\tau` (LIF) or :math:`k = \\sigma(w)` (PLIF), for :math:`t = 1..T`:
+With decay :math:`k = 1/\\tau` (LIF) or :math:`k = \\sigma(w)` (PLIF), for :math:`t = 1..T`
+(evaluated in SpikingJelly's own expressions and order, :func:`charge`):
 
 .. math::
     H_t &= V_{t-1} + k\\,(X_t - (V_{t-1} - V_{reset}))   &\\text{(decay\\_input)}\\\\
@@ -24,7 +25,9 @@ from .records import LIFState, SequenceOutput, StepOutput
 
 
 class LIFParameters(NamedTuple):
-    """``decay`` is :math:`k = 1/\\tau` (a float, or a tensor such as PLIF's :math:`\\sigma(w)`)."""
+    """``decay`` is :math:`k = 1/\\tau` (a float, or a tensor such as PLIF's :math:`\\sigma(w)`).
+    ``tau``: LIF's time constant, when the charge divides by it as SpikingJelly's ``LIFNode`` does
+    (None: it multiplies by ``decay``, as ``ParametricLIFNode`` does)."""
 
     decay: Union[float, torch.Tensor] = 0.5
     decay_input: bool = True
@@ -32,6 +35,32 @@ class LIFParameters(NamedTuple):
     v_reset: Optional[float] = 0.0
     detach_reset: bool = False
     surrogate: Surrogate = Sigmoid(4.0)
+    tau: Optional[float] = None
+
+
+def charge_form(params: LIFParameters) -> int:
+    """Which of SpikingJelly's four charge expressions applies (1-4; see :func:`charge`)."""
+    reset0 = params.v_reset is None or params.v_reset == 0.0
+    if params.decay_input:
+        return 1 if reset0 else 2
+    return 3 if reset0 else 4
+
+
+def charge(v, x, form: int, v_reset: float, k=None, tau: Optional[float] = None, one_minus=None):
+    """:math:`H_t` in SpikingJelly's exact expressions and order (so that every rounding, and hence
+    every spike, is SpikingJelly's): ``form`` 1 ``v + (x - v)/tau``, 2 ``v + (x - (v - v_reset))/tau``,
+    3 ``v * (1 - 1/tau) + x``, 4 ``v - (v - v_reset)/tau + x``; ``LIFNode`` divides by ``tau``,
+    ``ParametricLIFNode`` multiplies by ``k`` (``tau`` None). ``one_minus``: form 3's factor,
+    :math:`1 - 1/\\tau` computed in double precision as SpikingJelly does (or :math:`1 - k`)."""
+    scaled = (lambda a: a / tau) if tau is not None else (lambda a: a * k)  # noqa: E731
+    if form == 1:
+        return v + scaled(x - v)
+    if form == 2:
+        return v + scaled(x - (v - v_reset))
+    if form == 3:
+        return v * ((1.0 - 1.0 / tau) if one_minus is None and tau is not None else
+                    (1.0 - k) if one_minus is None else one_minus) + x
+    return v - scaled(v - v_reset) + x
 
 
 def lif_initial_state(like: torch.Tensor, params: LIFParameters) -> LIFState:
@@ -42,13 +71,8 @@ def lif_initial_state(like: torch.Tensor, params: LIFParameters) -> LIFState:
 
 def lif_step(x: torch.Tensor, state: LIFState, params: LIFParameters) -> StepOutput:
     """One step: ``x`` ``[B, ...]`` and ``state`` -> spikes, new state and :math:`H_t`."""
-    v = state.v
-    k = params.decay
     v_reset = 0.0 if params.v_reset is None else params.v_reset
-    if params.decay_input:
-        h = v + (x - (v - v_reset)) * k
-    else:
-        h = v - (v - v_reset) * k + x
+    h = charge(state.v, x, charge_form(params), v_reset, params.decay, params.tau)
     s = params.surrogate(h - params.v_threshold)
     return StepOutput(s, LIFState(reset(h, s, params.v_threshold, params.v_reset, params.detach_reset)), h)
 

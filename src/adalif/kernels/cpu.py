@@ -47,11 +47,28 @@ def _reset(h, fire, v_threshold, v_reset, hard):
     return torch.where(fire, hard * v_reset + (1 - hard) * (h - v_threshold), h)
 
 
-def _lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h: bool):
+def _charge(v, x, alpha, beta, gamma, v_reset, form: str, k, tau, one_minus):
+    # DA-LIF: its reference's beta V + alpha X. LIF and PLIF: SpikingJelly's own expression and order
+    # (functional.lif.charge), so that the rounding, and hence every spike, is the reference's; the
+    # backward recurrence still uses the affine coefficients alpha and beta.
+    if form == "affine":
+        return beta * v + alpha * x + gamma
+    scaled = (lambda a: a / tau) if tau is not None else (lambda a: a * k)  # noqa: E731
+    if form == "1":
+        return v + scaled(x - v)
+    if form == "2":
+        return v + scaled(x - (v - v_reset))
+    if form == "3":
+        return v * one_minus + x
+    return v - scaled(v - v_reset) + x
+
+
+def _lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h: bool, form: str = "affine",
+                 k=None, tau=None, one_minus=None):
     v = v0
     spikes, hs = [], []
     for t in range(x.shape[0]):
-        h = beta * v + alpha * x[t].to(v.dtype) + gamma
+        h = _charge(v, x[t].to(v.dtype), alpha, beta, gamma, v_reset, form, k, tau, one_minus)
         fire = h >= v_threshold
         spikes.append(fire.to(x.dtype))
         if save_h:
@@ -207,8 +224,8 @@ def _call(fn, *args):
         return _compiled(fn)(*args)
 
 
-def lif_forward(*args):
-    return _call(_lif_forward, *args)
+def lif_forward(*args, form: str = "affine", k=None, tau=None, one_minus=None):
+    return _call(_lif_forward, *args, form, k, tau, one_minus)
 
 
 def lif_backward(*args):

@@ -37,6 +37,7 @@ from .. import functional as F
 from ..functional.arlif import reset as arlif_reset
 from ..functional.arlif import threshold as arlif_threshold
 from ..functional.checks import check_sequence
+from ..functional.lif import charge_form as lif_charge_form
 from ..functional.lif import reset as lif_reset
 from ..surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle
 from . import cpu, generic, ops  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
@@ -251,10 +252,16 @@ def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
     T = x.shape[0]
     sg = params.surrogate
     save = _needs_save(x, state, (co.alpha, co.beta, co.gamma), return_traces)
+    exact = ()
+    if family == "lif":  # SpikingJelly's charge expression, exactly (functional.lif.charge)
+        tau = params.tau
+        k = co.alpha.new_zeros(1) if tau is not None else torch.as_tensor(params.decay, dtype=co.alpha.dtype,
+                                                                           device=x.device).reshape(-1).detach()
+        exact = (str(lif_charge_form(params)), k, float(tau or 0.0), (1.0 - 1.0 / tau) if tau else 0.0)
     s, h_seq, v = torch.ops.adalif.lif_forward(
         x.reshape(T, *blocks), state.v.reshape(blocks), co.alpha, co.beta, co.gamma,
         float(params.v_threshold), float(co.v_reset), co.hard, bool(params.detach_reset),
-        sg.kind, sg.scale, save, impl,
+        sg.kind, sg.scale, save, impl, *exact,
     )
     # One contract for every backend: state and traces in the input's dtype.
     spikes = s.reshape(x.shape)

@@ -57,21 +57,32 @@ def _scalar(value: float, dtype) -> Tensor:
 def lif_forward(
     x: Tensor, v0: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor,
     v_threshold: float, v_reset: float, hard: bool, detach: bool,
-    sg_kind: str, sg_alpha: float, save_h: bool, impl: str,
+    sg_kind: str, sg_alpha: float, save_h: bool, impl: str, charge: str = "affine", k: Optional[Tensor] = None,
+    tau: float = 0.0, one_minus: float = 0.0,
 ) -> Tuple[Tensor, Tensor, Tensor]:
-    """Returns ``(spikes [T, O, P, I], h_seq [T, O, P, I] or empty, v_T [O, P, I])``."""
+    """Returns ``(spikes [T, O, P, I], h_seq [T, O, P, I] or empty, v_T [O, P, I])``.
+
+    ``charge``: ``"affine"`` (:math:`\\beta V + \\alpha X + \\gamma`, DA-LIF) or SpikingJelly's LIF
+    expression ``"1"``-``"4"`` of :func:`adalif.functional.lif.charge`, dividing by ``tau`` (> 0,
+    LIF) or multiplying by ``k`` ([P], PLIF); ``one_minus``: form 3's :math:`1 - 1/\\tau`. The CPU
+    implementation follows it exactly; the Triton kernels evaluate the affine form."""
     if impl == "triton":
         return _impl(impl).lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h)
     cd = cpu.compute_dtype(x.dtype)
+    exact = {}
+    if charge != "affine":
+        exact = dict(form=charge, k=None if tau > 0 else _column(k, cd), tau=_scalar(tau, cd) if tau > 0 else None,
+                     one_minus=_scalar(one_minus, cd) if tau > 0 else 1.0 - _column(k, cd))
     s, h, v = cpu.lif_forward(
         x, v0.to(cd), _column(alpha, cd), _column(beta, cd), _column(gamma, cd),
-        _scalar(v_threshold, cd), _scalar(v_reset, cd), _scalar(float(hard), cd), save_h,
+        _scalar(v_threshold, cd), _scalar(v_reset, cd), _scalar(float(hard), cd), save_h, **exact,
     )
     return s, (h if save_h else x.new_empty(_EMPTY, dtype=cd)), v
 
 
 @lif_forward.register_fake
-def _(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl):
+def _(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl, charge="affine",
+      k=None, tau=0.0, one_minus=0.0):
     cd = cpu.compute_dtype(x.dtype)
     h = x.new_empty(x.shape if save_h else _EMPTY, dtype=cd)
     return torch.empty_like(x), h, v0.new_empty(v0.shape, dtype=cd)
@@ -111,7 +122,7 @@ def _(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, *rest):
 
 
 def _lif_setup(ctx, inputs, output):
-    x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl = inputs
+    x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl = inputs[:13]
     _, h_seq, _ = output
     ctx.set_materialize_grads(False)
     ctx.save_for_backward(h_seq, x, v0, alpha, beta, gamma)
@@ -137,7 +148,7 @@ def _lif_autograd_backward(ctx, grad_s, grad_h, grad_v):
         gx, gv0.to(v0.dtype) if need[1] else None,
         shaped(ga, alpha) if need[2] else None, shaped(gb, beta) if need[3] else None,
         shaped(gg, gamma) if need[4] else None,
-        None, None, None, None, None, None, None, None,
+        None, None, None, None, None, None, None, None, None, None, None, None,
     )
 
 
