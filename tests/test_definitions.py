@@ -263,3 +263,15 @@ def test_a_registered_definition_is_a_neuron_everywhere():
     assert model(torch.rand(2, 1, 8, 8)).shape == (2, 2, 10)
     node = node_class("alif_test")(granularity="layer")
     assert node(torch.randn(3, 5)).shape == (3, 5) and node.__getattr__("a").shape == (3, 5)
+
+
+def test_core_with_definitions_imports_only_torch_and_numpy():
+    import subprocess
+    import sys
+
+    code = ("import sys, adalif, adalif.definitions, adalif.neurons, adalif.functional, adalif.surrogate, adalif.kernels; "
+            "print(sorted({m.split('.')[0] for m in sys.modules}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for library in ("lightning", "jsonargparse", "nir", "sklearn", "matplotlib", "kornia", "PIL", "yaml", "scipy",
+                    "torchmetrics", "spikingjelly", "h5py"):
+        assert f"'{library}'" not in out, library

@@ -6,8 +6,17 @@ The core (``adalif.surrogate``, ``adalif.functional``, ``adalif.kernels``, ``ada
 
 __version__ = "0.1.0"
 
-from .neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
+from . import definitions as _definitions  # noqa: E402
 from .definitions import CLIF, GLIF  # noqa: E402
+from .neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
 from .surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle  # noqa: E402
 
-__all__ = ["ARLIF", "CLIF", "DALIF", "GLIF", "LIF", "PLIF", "ATan", "DspikeTanh", "Rectangle", "Sigmoid", "Triangle", "__version__"]
+
+def __getattr__(name: str):
+    # Every registered neuron's module by its class name (adalif.CLIF): a neuron added to
+    # adalif.definitions is reachable here with no other edit.
+    return getattr(_definitions, name)
+
+
+__all__ = ["ARLIF", "CLIF", "DALIF", "GLIF", "LIF", "PLIF", "ATan", "DspikeTanh", "Rectangle", "Sigmoid", "Triangle",
+           "__version__"]

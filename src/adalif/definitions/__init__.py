@@ -2,14 +2,31 @@
 fused paths, configs, analysis, export and the SpikingJelly-style nodes (docs/neurons.md).
 
 ``adalif.definitions.get("clif")`` is CLIF's record; ``register(NeuronDefinition(...))`` adds one
-of your own. The built-in neurons are registered here: LIF, PLIF, DA-LIF and AR-LIF (their modules
-and kernels are hand-written), CLIF and GLIF (derived from their records).
+of your own. Every module of this package is imported here, so a neuron added to adalif is one new
+file in it (its record, registered): LIF, PLIF, DA-LIF and AR-LIF (``builtin``: their modules and
+kernels are hand-written), CLIF and GLIF (derived from their records).
 """
 
+import importlib
+import pkgutil
+
 from .base import NeuronDefinition, Parameter, definition_of, get, register, registered
-from . import builtin  # noqa: F401  (registers lif, plif, dalif, arlif)
-from .clif import CLIF, CLIFOptions, CLIFState, clif_step
-from .glif import GLIF, GLIFOptions, GLIFState, glif_step
+
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name != "base":
+        importlib.import_module(f"{__name__}.{_module.name}")
+
+from .clif import CLIF, CLIFOptions, CLIFState, clif_step  # noqa: E402
+from .glif import GLIF, GLIFOptions, GLIFState, glif_step  # noqa: E402
+
+
+def __getattr__(name: str):
+    # The module class of every registered neuron by its class name: adalif.definitions.CLIF.
+    for n in registered():
+        if get(n).class_name == name:
+            return get(n).module_class()
+    raise AttributeError(name)
+
 
 __all__ = ["NeuronDefinition", "Parameter", "register", "get", "registered", "definition_of", "CLIF", "CLIFOptions",
            "CLIFState", "clif_step", "GLIF", "GLIFOptions", "GLIFState", "glif_step"]
