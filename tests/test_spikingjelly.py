@@ -94,3 +94,25 @@ def test_every_path_rounds_the_charge_as_spikingjelly_does(kw):
     assert int((affine.float() != theirs[1]).sum()) > 1000  # the input does probe the rounding
     for backend in ("reference", "cpu"):
         assert torch.equal(LIF(**kw, backend=backend)(x), theirs), backend
+
+
+def test_triton_kernel_rounds_the_charge_as_spikingjelly_does(monkeypatch):
+    """The same crafted ties through the Triton kernels (Triton's CPU interpreter here; IEEE division
+    and no fused multiply-add, as on a GPU): SpikingJelly's spikes exactly."""
+    pytest.importorskip("triton")
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    torch.manual_seed(0)
+    n = 1 << 13
+    for kw in (dict(tau=2.0), dict(tau=3.0, v_reset=-0.2), dict(tau=3.0, decay_input=False)):
+        tau, v_reset = kw["tau"], kw.get("v_reset", 0.0)
+        x0 = torch.rand(n) * 1.5
+        single = sj.LIFNode(step_mode="s", **kw)
+        single(x0)
+        v1 = single.v.clone()
+        if kw.get("decay_input", True):
+            x1 = (1.0 - v1) * tau + v1 - (v_reset or 0.0)
+        else:
+            x1 = 1.0 - v1 * (1.0 - 1.0 / tau)
+        x = torch.stack([x0, x1 + torch.randint(-3, 4, (n,)) * 1e-7])
+        theirs = sj.LIFNode(step_mode="m", **kw)(x)
+        assert torch.equal(LIF(**kw, backend="triton")(x), theirs), kw

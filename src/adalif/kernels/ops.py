@@ -64,10 +64,11 @@ def lif_forward(
 
     ``charge``: ``"affine"`` (:math:`\\beta V + \\alpha X + \\gamma`, DA-LIF) or SpikingJelly's LIF
     expression ``"1"``-``"4"`` of :func:`adalif.functional.lif.charge`, dividing by ``tau`` (> 0,
-    LIF) or multiplying by ``k`` ([P], PLIF); ``one_minus``: form 3's :math:`1 - 1/\\tau`. The CPU
-    implementation follows it exactly; the Triton kernels evaluate the affine form."""
+    LIF) or multiplying by ``k`` ([P], PLIF); ``one_minus``: form 3's :math:`1 - 1/\\tau`. Both
+    implementations follow it exactly (Triton with IEEE division and no fused multiply-add)."""
     if impl == "triton":
-        return _impl(impl).lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h)
+        return _impl(impl).lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, charge, k, tau,
+                                       one_minus)
     cd = cpu.compute_dtype(x.dtype)
     exact = {}
     if charge != "affine":

@@ -68,21 +68,46 @@ def _param(ptr, offs, I, P, mask, DT: tl.constexpr):
 
 # -- LIF family ---------------------------------------------------------------------------------
 @triton.jit
+def _scaled(a, k, tau, DIVIDE: tl.constexpr):
+    # LIF divides by tau (IEEE division, as torch does), PLIF multiplies by k.
+    if DIVIDE:
+        r = tl.math.div_rn(a, tau)
+    else:
+        r = a * k
+    return r
+
+
+@triton.jit
 def _lif_fwd_kernel(
-    x_ptr, v0_ptr, a_ptr, b_ptr, g_ptr, s_ptr, h_ptr, v_ptr,
-    N, T, I, Pa, Pb, Pg, v_threshold, v_reset, hard,
-    SAVE_H: tl.constexpr, DT: tl.constexpr, BLOCK: tl.constexpr,
+    x_ptr, v0_ptr, a_ptr, b_ptr, g_ptr, k_ptr, s_ptr, h_ptr, v_ptr,
+    N, T, I, Pa, Pb, Pg, Pk, v_threshold, v_reset, hard, tau, one_minus,
+    SAVE_H: tl.constexpr, FORM: tl.constexpr, DIVIDE: tl.constexpr, DT: tl.constexpr, BLOCK: tl.constexpr,
 ):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
     alpha = _param(a_ptr, offs, I, Pa, mask, DT)
     beta = _param(b_ptr, offs, I, Pb, mask, DT)
     gamma = _param(g_ptr, offs, I, Pg, mask, DT)
+    k = _param(k_ptr, offs, I, Pk, mask, DT)
     v = tl.load(v0_ptr + offs, mask=mask, other=0.0).to(DT)
     for t in range(T):
         base = _step_base(t, N)
         x = tl.load(x_ptr + base + offs, mask=mask, other=0.0).to(DT)
-        h = beta * v + alpha * x + gamma
+        # FORM 0: DA-LIF's beta V + alpha X (+ gamma); 1-4: SpikingJelly's LIF expressions in its
+        # order (adalif.functional.lif.charge), so that the rounding is the reference's.
+        if FORM == 0:
+            h = beta * v + alpha * x + gamma
+        elif FORM == 1:
+            h = v + _scaled(x - v, k, tau, DIVIDE)
+        elif FORM == 2:
+            h = v + _scaled(x - (v - v_reset), k, tau, DIVIDE)
+        elif FORM == 3:
+            if DIVIDE:
+                h = v * one_minus + x
+            else:
+                h = v * (1.0 - k) + x
+        else:
+            h = v - _scaled(v - v_reset, k, tau, DIVIDE) + x
         fire = h >= v_threshold
         tl.store(s_ptr + base + offs, tl.where(fire, 1.0, 0.0).to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE_H:
@@ -155,7 +180,9 @@ def _surrogate_args(sg):
     return _KINDS[sg.kind], sg.scale, math.tanh(sg.scale / 2)
 
 
-def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h):
+def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, charge="affine", k=None, tau=0.0,
+                one_minus=0.0):
+    """``charge``: as :func:`adalif.kernels.ops.lif_forward` ("affine" or SpikingJelly's form "1"-"4")."""
     T, O, P, I = x.shape
     n = O * P * I
     cd = _cd(x.dtype)
@@ -163,11 +190,13 @@ def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h):
     spikes = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     h_seq = torch.empty(x.shape if save_h else (0,), dtype=cd, device=x.device)
     v = torch.empty((O, P, I), dtype=cd, device=x.device)
-    params = [p.to(cd).contiguous() for p in (alpha, beta, gamma)]
+    params = [p.to(cd).contiguous() for p in (alpha, beta, gamma, alpha if k is None else k.reshape(-1))]
+    # No contraction of a multiply and an add into one fused multiply-add: the reference rounds both.
     _lif_fwd_kernel[_grid(n)](
         x, v0.to(cd).contiguous(), *params, spikes, h_seq, v, n, T, I,
-        *(p.numel() for p in params), float(v_threshold), float(v_reset), float(hard),
-        SAVE_H=save_h, DT=_dt(x.dtype), BLOCK=BLOCK,
+        *(p.numel() for p in params), float(v_threshold), float(v_reset), float(hard), float(tau or 1.0),
+        float(one_minus), SAVE_H=save_h, FORM=0 if charge == "affine" else int(charge), DIVIDE=bool(tau > 0),
+        DT=_dt(x.dtype), BLOCK=BLOCK, enable_fp_fusion=False,
     )
     return spikes, h_seq, v
 
@@ -319,7 +348,7 @@ def arlif_forward(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_
         x, v0.to(cd).contiguous(), m0.to(cd).contiguous(), a.to(cd).reshape(1), c.to(cd).reshape(1),
         spikes, h_seq, m_seq, v, m, n, T, float(decay), float(v_threshold),
         ADAPTIVE_RESET=adaptive_reset, ADAPTIVE_THRESHOLD=adaptive_threshold, CARRY=carry_memory,
-        SAVE=save, DT=_dt(x.dtype), BLOCK=BLOCK,
+        SAVE=save, DT=_dt(x.dtype), BLOCK=BLOCK, enable_fp_fusion=False,
     )
     return spikes, h_seq, m_seq, v, m
 
