@@ -28,9 +28,13 @@ from .functional.checks import (
     check_state,
 )
 from .kernels import dispatch
-from .surrogate import DspikeTanh, Rectangle, Sigmoid, Surrogate, get_surrogate
+from .surrogate import Surrogate, get_surrogate
 
 __all__ = ["Neuron", "LIF", "PLIF", "DALIF", "ARLIF", "DECAY_FUNCTIONS"]
+
+# Each neuron's defaults are written once, in its parameter record (adalif.functional); the
+# modules' constructors take theirs from it.
+_LIF, _DALIF, _ARLIF = F.LIFParameters(), F.DALIFParameters(), F.ARLIFParameters()
 
 
 class Neuron(nn.Module):
@@ -110,12 +114,12 @@ class LIF(Neuron):
 
     def __init__(
         self,
-        tau: float = 2.0,
-        decay_input: bool = True,
-        v_threshold: float = 1.0,
-        v_reset: Optional[float] = 0.0,
-        detach_reset: bool = False,
-        surrogate: Surrogate = Sigmoid(4.0),
+        tau: float = 1.0 / _LIF.decay,
+        decay_input: bool = _LIF.decay_input,
+        v_threshold: float = _LIF.v_threshold,
+        v_reset: Optional[float] = _LIF.v_reset,
+        detach_reset: bool = _LIF.detach_reset,
+        surrogate: Surrogate = _LIF.surrogate,
         backend: Optional[str] = None,
     ) -> None:
         super().__init__(backend)
@@ -157,7 +161,7 @@ class PLIF(LIF):
 
     _tau_name = "init_tau"
 
-    def __init__(self, init_tau: float = 2.0, **kwargs) -> None:
+    def __init__(self, init_tau: float = 1.0 / _LIF.decay, **kwargs) -> None:
         super().__init__(init_tau, **kwargs)
 
     def _init_decay(self, tau: float) -> None:
@@ -202,15 +206,15 @@ class DALIF(Neuron):
 
     def __init__(
         self,
-        alpha_init: float = math.tanh(2.0),
-        beta_init: float = 0.25,
+        alpha_init: float = _DALIF.alpha,
+        beta_init: float = _DALIF.beta,
         decay_fn: str = "tanh",
         granularity: str = "layer",
         num_channels: Optional[int] = None,
-        v_threshold: float = 0.5,
-        reset: str = "hard",
-        detach_reset: bool = False,
-        surrogate: Surrogate = DspikeTanh(3.0),
+        v_threshold: float = _DALIF.v_threshold,
+        reset: str = "soft" if _DALIF.soft_reset else "hard",
+        detach_reset: bool = _DALIF.detach_reset,
+        surrogate: Surrogate = _DALIF.surrogate,
         learn_alpha: bool = True,
         learn_beta: bool = True,
         backend: Optional[str] = None,
@@ -325,14 +329,14 @@ class ARLIF(Neuron):
 
     def __init__(
         self,
-        decay: float = 0.5,
-        v_threshold: float = 1.0,
-        a_init: float = 0.0,
-        c_init: float = 1.0,
-        surrogate: Surrogate = Rectangle(1.0),
-        adaptive_reset: bool = True,
-        adaptive_threshold: bool = True,
-        carry_memory: bool = True,
+        decay: float = _ARLIF.decay,
+        v_threshold: float = _ARLIF.v_threshold,
+        a_init: float = _ARLIF.a,
+        c_init: float = _ARLIF.c,
+        surrogate: Surrogate = _ARLIF.surrogate,
+        adaptive_reset: bool = _ARLIF.adaptive_reset,
+        adaptive_threshold: bool = _ARLIF.adaptive_threshold,
+        carry_memory: bool = _ARLIF.carry_memory,
         backend: Optional[str] = None,
     ) -> None:
         super().__init__(backend)
@@ -373,6 +377,6 @@ class ARLIF(Neuron):
 # PLIF's constructor takes LIF's arguments with ``init_tau`` for ``tau``: say so to introspection
 # (the model registry checks neuron specs against it).
 PLIF.__signature__ = inspect.signature(LIF).replace(parameters=[
-    inspect.Parameter("init_tau", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=2.0, annotation=float),
+    inspect.Parameter("init_tau", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=1.0 / _LIF.decay, annotation=float),
     *(p for p in inspect.signature(LIF).parameters.values() if p.name != "tau"),
 ])
