@@ -7,3 +7,7 @@ def main() -> None:
     from .train.cli import main as run
 
     sys.exit(run())
+
+
+if __name__ == "__main__":
+    main()

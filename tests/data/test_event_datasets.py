@@ -85,15 +85,15 @@ def test_parallel_prepare_equals_serial_and_cli_reuses_the_cache(dvs_root, tmp_p
     assert os.stat(os.path.join(parallel, "frames.npy")).st_mtime_ns == before
 
 
-def test_corrupt_recording_names_the_file_and_leaves_no_cache(dvs_root):
+def test_corrupt_recording_names_the_file_and_leaves_no_cache(dvs_root, tmp_path):
     root, names = dvs_root
     path = os.path.join(root, names[42])
     with open(path, "r+b") as fh:
         fh.truncate(os.path.getsize(path) - 3)
     with pytest.raises(EventFileError, match=f"{names[42].split('/')[1]}: body of .* not a whole number"):
-        registry.build("cifar10_dvs", root, 4, {"workers": 1})
-    cache_root = os.path.join(root, "adalif_frames", "cifar10_dvs")
-    assert os.listdir(cache_root) == []  # neither the cache nor its temporary folder
+        registry.build("cifar10_dvs", root, 4, {"workers": 1, "cache_dir": str(tmp_path / "frames")})
+    # Neither the cache, nor its temporary folder, nor the empty folders made for it.
+    assert not (tmp_path / "frames").exists()
 
 
 def test_incomplete_or_missing_root_lists_what_is_expected(dvs_root, tmp_path):

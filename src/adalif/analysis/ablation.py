@@ -181,6 +181,10 @@ def run_heatmap(cfg, alphas: List[float], betas: List[float], epochs: Optional[i
 
     if not alphas or not betas:
         raise ConfigError("heatmap: give at least one --alpha and one --beta")
+    for name, values, low_open in (("alpha", alphas, True), ("beta", betas, False)):
+        for value in values:  # DA-LIF's decays: alpha in (0, 1], beta in [0, 1]
+            if not (0.0 < value <= 1.0 if low_open else 0.0 <= value <= 1.0):
+                raise ConfigError(f"{name}: got {value!r}, expected a decay in {'(0, 1]' if low_open else '[0, 1]'}")
     folder = os.path.join(cfg.output_dir, "heatmap")
     trainer = replace(cfg.trainer, max_epochs=epochs) if epochs else cfg.trainer
     grid = []

@@ -37,12 +37,12 @@ def read_metrics(run_dir: str) -> Dict[int, Dict[str, float]]:
     return epochs
 
 
-def _summary(run_dir: str) -> dict:
+def _summary(run_dir: str, command: str = "report") -> dict:
     from ..errors import MissingFileError
 
     path = os.path.join(run_dir, "summary.json")
     if not os.path.isfile(path):
-        raise MissingFileError(f"report: {path!r} does not exist; is {run_dir!r} a finished adalif run?")
+        raise MissingFileError(f"{command}: {path!r} does not exist; is {run_dir!r} a finished adalif run?")
     with open(path) as fh:
         return json.load(fh)
 
@@ -152,7 +152,7 @@ def write_comparison(run_dirs: List[str], out: str) -> str:
         raise ValueError("compare: expected at least one run directory")
     os.makedirs(out, exist_ok=True)
     names = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
-    summaries = [_summary(d) for d in run_dirs]
+    summaries = [_summary(d, "compare") for d in run_dirs]
     rates = []
     for d in run_dirs:
         epochs = read_metrics(d)

@@ -124,8 +124,13 @@ def build(layout: Layout, spec: FrameSpec, target: str, workers: Optional[int] =
     from tqdm.auto import tqdm
 
     parent = os.path.dirname(target) or "."
+    created, folder = [], os.path.abspath(parent)
+    while not os.path.isdir(folder):  # the folders made here, removed again if the build fails
+        created.append(folder)
+        folder = os.path.dirname(folder)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=os.path.basename(target) + ".tmp-", dir=parent)
+    done = False
     try:
         counts = [1 if j.segments is None else len(j.segments) for j in layout.jobs]
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(int)
@@ -163,9 +168,15 @@ def build(layout: Layout, spec: FrameSpec, target: str, workers: Optional[int] =
         except OSError:
             if not os.path.isdir(target):  # another process finishing first is fine; anything else is not
                 raise
+        done = True
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created if not done else ():  # a failed build leaves no empty cache folders
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
 
 
 def load(target: str, spec: FrameSpec) -> FrameCache:

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import os
 import sys
 import time
@@ -16,11 +18,11 @@ from typing import List, Optional
 from jsonargparse import ArgumentParser
 
 from ..errors import ConfigError, UserError
-from .config import config_from_dict, parse_config, train_parser
+from .config import config_from_dict, explain_parse_error, parse_config, train_parser
 
 
 def eval_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="adalif eval", description="Test accuracy and firing rate of a checkpoint written by `adalif train`.")
+    parser = ArgumentParser(exit_on_error=False, prog="adalif eval", description="Test accuracy and firing rate of a checkpoint written by `adalif train`.")
     parser.add_argument("checkpoint", help="path of a .ckpt file (for example runs/NAME/checkpoints/best.ckpt)")
     parser.add_argument("--data.root", dest="data_root", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--trainer.accelerator", dest="accelerator", default=None, help="cpu, gpu or auto")
@@ -42,6 +44,7 @@ _PREPARE_HELP = {
 
 def prepare_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif prepare",
         description="Decode an event dataset once, integrate every recording into T frames, resize them, and write "
         "the frame cache that training reads (CACHE_DIR/DATASET/T<T>_<split_by>_<size>-<hash of every parameter>/). "
@@ -66,6 +69,7 @@ def prepare_parser() -> ArgumentParser:
 
 def import_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif import-weights",
         description="Turn a state dict saved by the official AR-LIF code into an adalif checkpoint of a recipe's model, "
         "so that `adalif eval` and the analysis tools run on networks trained with the official code. Every key must "
@@ -84,6 +88,7 @@ def import_parser() -> ArgumentParser:
 
 def export_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif export-nir",
         description="Write the network of a checkpoint as a NIR graph (HDF5), for neuromorphic tools that read NIR. "
         "LIF, PLIF and DA-LIF neurons with hard reset to 0, convolutions, linear layers, average and sum pooling and "
@@ -99,6 +104,7 @@ def export_parser() -> ArgumentParser:
 
 def report_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif report",
         description="Write the report of a finished run: report.md, the same as one self-contained report.html, PNG "
         "figures and the data behind each (CSV, JSON): accuracy, learning curves, per-layer firing rates, operation "
@@ -114,6 +120,7 @@ def report_parser() -> ArgumentParser:
 
 def compare_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif compare",
         description="Put finished runs side by side: one table (accuracy best and last, mean firing rate, wall time) and "
         "a grouped bar chart of every layer's firing rate per run, as comparison.md, comparison.html, PNG and CSV. "
@@ -126,6 +133,7 @@ def compare_parser() -> ArgumentParser:
 
 def ablate_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif ablate",
         description="Train every variant of an ablation study on a base config (same recipe and seeds, only the neuron "
         "changes) and write OUTPUT_DIR/STUDY/ablation.md: accuracy best and last (mean ± std over seeds), mean firing "
@@ -146,6 +154,7 @@ def ablate_parser() -> ArgumentParser:
 
 def heatmap_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif heatmap",
         description="DA-LIF's Figure 1(a): train the base config with DA-LIF neurons whose decays are fixed at every "
         "(alpha, beta) of a grid, and write OUTPUT_DIR/heatmap/heatmap.png and heatmap.csv (best test accuracy). "
@@ -171,6 +180,7 @@ def _base_config(args):
 
 def figure_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,
         prog="adalif figure",
         description="AR-LIF's Figure 1: 'raster' plots the spikes of one layer of trained networks for the same test "
         "sample (1(b); one checkpoint per reset mode, say); 'potentials' plots the membrane-potential distributions "
@@ -183,7 +193,8 @@ def figure_parser() -> ArgumentParser:
     parser.add_argument("--out", required=True, help="the folder to write")
     parser.add_argument("--layer", default=None, help="raster: the neuron layer (its name in named_modules())")
     parser.add_argument("--sample", type=int, default=0, help="raster: the test sample")
-    parser.add_argument("--neurons", type=int, default=64, help="raster: neurons shown per network; potentials: neurons simulated")
+    parser.add_argument("--neurons", type=Optional[int], default=None,
+                        help="raster: neurons shown per network (default 64); potentials: neurons simulated (default 10000)")
     parser.add_argument("--T", type=int, default=16, help="potentials: time steps")
     parser.add_argument("--mean", type=float, default=0.5, help="potentials: mean of the normal inputs")
     parser.add_argument("--std", type=float, default=0.5, help="potentials: standard deviation of the inputs")
@@ -196,12 +207,18 @@ def _figure(rest: List[str]) -> int:
     from ..analysis.figures import potential_distributions, spike_rasters
 
     args = figure_parser().parse_args(rest)
+    for name in ("neurons", "T"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ConfigError(f"{name}: expected an integer >= 1, got {getattr(args, name)}")
+    for name in ("std", "perturbation"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"{name}: expected a number >= 0, got {getattr(args, name)}")
     if args.kind == "raster":
         if not args.checkpoints or args.layer is None:
             raise ConfigError("figure raster: give one or more checkpoints and --layer")
-        path = spike_rasters(args.checkpoints, args.layer, args.out, args.sample, args.neurons)
+        path = spike_rasters(args.checkpoints, args.layer, args.out, args.sample, args.neurons or 64)
     elif args.kind == "potentials":
-        path = potential_distributions(args.out, args.T, max(args.neurons, 1000), args.mean, args.std, args.perturbation,
+        path = potential_distributions(args.out, args.T, args.neurons or 10000, args.mean, args.std, args.perturbation,
                                        args.seed)
     else:
         raise ConfigError(f"figure: got {args.kind!r}, expected raster or potentials")
@@ -246,11 +263,20 @@ def _prepare(rest: List[str]) -> int:
 def main(argv: Optional[List[str]] = None) -> int:
     try:
         return _main(argv)
+    except argparse.ArgumentError as err:
+        # A mistake on a command's own options: one line, with the closest valid option.
+        command = (argv if argv is not None else sys.argv[1:])[:1] or ["adalif"]
+        print(f"adalif: error: {command[0]}: {explain_parse_error(str(err), [])}; see adalif {command[0]} --help",
+              file=sys.stderr)
+        return 2
     except UserError as err:
         # A bad config, path, checkpoint or dataset file: one line naming the key or file. Any
         # other exception is a bug and keeps its traceback.
         print(f"adalif: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside Lightning's own handling (which says how to resume)
+        print("\nadalif: interrupted", file=sys.stderr)
+        return 130
 
 
 def _main(argv: Optional[List[str]] = None) -> int:
@@ -264,12 +290,24 @@ def _main(argv: Optional[List[str]] = None) -> int:
                 "ablate": "run an ablation study (arlif-reset, dalif-decays) and tabulate it",
                 "heatmap": "accuracy over a grid of fixed DA-LIF decays (DA-LIF's Figure 1(a))",
                 "figure": "AR-LIF's Figure 1(b) spike rasters or 1(c) potential distributions"}
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in commands:
-        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare,ablate,heatmap,figure} ...\n\n"
+    if argv and argv[0] == "--version":
+        from .. import __version__
+
+        print(f"adalif {__version__}")
+        return 0
+    if argv and argv[0] not in commands and argv[0] not in ("-h", "--help"):
+        close = difflib.get_close_matches(argv[0], list(commands), n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        print(f"adalif: error: unknown command {argv[0]!r}{hint} (commands: {', '.join(commands)}; adalif --help)",
+              file=sys.stderr)
+        return 2
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: adalif {train,eval,prepare,import-weights,export-nir,report,compare,ablate,heatmap,figure} ...\n"
+              "       adalif --version\n\n"
               "adalif: deep spiking neural networks with adaptive LIF neurons.\n")
         for name, text in commands.items():
             print(f"  {name:<14} {text} (adalif {name} --help)")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
+        return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "prepare":
         return _prepare(rest)

@@ -6,7 +6,10 @@ an error that names the key); :func:`validate` checks values that a type cannot 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import argparse
+import difflib
+import re
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Dict, List, Optional, Union
 
 from jsonargparse import ActionConfigFile, ArgumentParser, Namespace
@@ -267,6 +270,7 @@ def _check_trainer(t: "TrainerConfig") -> None:
 # -- parsing: one YAML file, overridden by dotted command-line options ----------------------------
 def train_parser() -> ArgumentParser:
     parser = ArgumentParser(
+        exit_on_error=False,  # a mistake is one line naming the key (parse_config), not the usage text
         prog="adalif train",
         description="Train a spiking network from one YAML config; every key can be overridden with a "
         "dotted option (--optim.lr 0.05). Logs, checkpoints (best.ckpt, last.ckpt) and summary.json "
@@ -287,9 +291,66 @@ def _to_run_config(ns: Namespace) -> RunConfig:
 
 
 def parse_config(args: List[str]) -> RunConfig:
-    """A RunConfig from command-line style arguments (``["--config", "x.yaml", "--optim.lr", "0.1"]``)."""
+    """A RunConfig from command-line style arguments (``["--config", "x.yaml", "--optim.lr", "0.1"]``).
+    A mistake (a misspelt key, a value of the wrong type, a YAML syntax error, a missing file) is a
+    :class:`ConfigError` of one line that names the key, with the closest valid key where there is one."""
     parser = train_parser()
-    return _to_run_config(parser.parse_args(args))
+    try:
+        return _to_run_config(parser.parse_args(args))
+    except argparse.ArgumentError as err:
+        raise ConfigError(explain_parse_error(str(err), config_keys(), _config_path(args))) from None
+
+
+def config_keys() -> List[str]:
+    """Every dotted key of a run config (``trainer.max_epochs``, ...)."""
+    keys = []
+    for f in fields(RunConfig):
+        if is_dataclass(f.default_factory) if f.default_factory is not MISSING else False:
+            keys += [f"{f.name}.{g.name}" for g in fields(f.default_factory)]
+        else:
+            keys.append(f.name)
+    return keys
+
+
+def _config_path(args: List[str]) -> Optional[str]:
+    paths = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--config"]
+    paths += [a.split("=", 1)[1] for a in args if a.startswith("--config=")]
+    return paths[-1] if paths else None
+
+
+def explain_parse_error(message: str, keys: List[str], config: Optional[str] = None) -> str:
+    """One line from a jsonargparse/argparse error: the key, what is wrong, and the closest valid key."""
+    def suggest(key: str) -> str:
+        if not keys:
+            return ""
+        close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+        return f"; did you mean {close[0]}?" if close else "; `adalif train --help` lists every key"
+
+    where = f" (in {config})" if config else ""
+    match = re.search(r"Group '([\w.]+)' does not accept option '([\w.]+)'", message)
+    if match:
+        key = f"{match.group(1)}.{match.group(2)}"
+        return f"{key}: not an option{where}{suggest(key)}"
+    match = re.search(r'Parser key "config": File does not exist: (.*)', message)
+    if match:
+        return f"config: file {match.group(1).strip()} does not exist"
+    match = re.search(r'Parser key "([\w.]+)":\s*Expected a <class \'(\w+)\'>\. Got value: (.*)', message, re.S)
+    if match:
+        kind = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}.get(
+            match.group(2), match.group(2))
+        return f"{match.group(1)}: expected {kind}, got {match.group(3).strip()!r}{where}"
+    if message.startswith("Problems parsing config"):
+        detail = " ".join(line.strip() for line in message.splitlines()[1:] if line.strip())
+        detail = detail.replace('in "<unicode string>", ', "")
+        return f"config: {config or 'the config'} is not valid YAML ({detail})"
+    match = re.search(r"unrecognized arguments: (\S+)", message)
+    if match:
+        key = match.group(1).lstrip("-").split("=")[0]
+        return f"{key}: not an option{suggest(key)}"
+    match = re.search(r'Parser key "([\w.]+)":\s*(.*)', message, re.S)
+    if match:
+        return f"{match.group(1)}: {' '.join(match.group(2).split())}"
+    return " ".join(message.split())
 
 
 def config_from_dict(config: Dict[str, Any], overrides: Dict[str, Any]) -> RunConfig:

@@ -7,7 +7,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
+import warnings
 from dataclasses import asdict, replace
 from typing import Any, Dict, NamedTuple, Optional
 
@@ -123,16 +125,23 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
     validate(cfg)
     cfg = replace(cfg, data=replace(cfg.data, options=registry.explicit_options(cfg.data.name, cfg.data.options)))
     start = time.perf_counter()
+    fresh = not os.path.exists(os.path.join(cfg.output_dir, run_name(cfg))) or (cfg.overwrite and not cfg.resume)
     run_dir = _prepare_run_dir(cfg)
-    resume = _resume_path(cfg, run_dir)
-    data, module = build(cfg)
-    config = asdict(cfg)
-    with quiet_lightning():
-        trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History(), *callbacks])
-        if trainer.is_global_zero:
-            print(f"adalif: training {run_name(cfg)} for {cfg.trainer.max_epochs} epochs -> {run_dir} "
-                  f"(checkpoints/, logs/, summary.json)", flush=True)
-        trainer.fit(module, datamodule=data, ckpt_path=resume)
+    try:
+        resume = _resume_path(cfg, run_dir)
+        data, module = build(cfg)
+        config = asdict(cfg)
+        with quiet_lightning(), _library_warnings_silenced(resume is not None):
+            trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History(), *callbacks])
+            if trainer.is_global_zero:
+                done = _resumed_epochs(resume)
+                what = (f"resuming {run_name(cfg)} after epoch {done} of {cfg.trainer.max_epochs}" if resume else
+                        f"training {run_name(cfg)} for {cfg.trainer.max_epochs} epochs")
+                print(f"adalif: {what} -> {run_dir} (checkpoints/, logs/, summary.json)", flush=True)
+            trainer.fit(module, datamodule=data, ckpt_path=resume)
+    except BaseException as err:
+        _after_failure(run_dir, fresh, err)
+        raise
     history = next(c for c in trainer.callbacks if isinstance(c, _History)).accuracies
     best_epoch = max(history, key=history.get) if history else -1
     summary = Summary(
@@ -145,6 +154,46 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
             json.dump({**summary._asdict(), "config": config, "accuracy_by_epoch": history}, fh, indent=2)
         os.replace(tmp, os.path.join(run_dir, "summary.json"))
     return summary
+
+
+def _resumed_epochs(resume: Optional[str]) -> int:
+    """How many epochs the checkpoint to resume from has finished (0 without one)."""
+    if resume is None:
+        return 0
+    return int(load_torch(resume, "resume: checkpoint", mmap=True).get("epoch", -1)) + 1
+
+
+@contextlib.contextmanager
+def _library_warnings_silenced(resuming: bool):
+    """Lightning's warnings that every small or resumed run would print, filtered by their exact
+    text where they come from the library: a pytree deprecation inside Lightning itself, the
+    logging interval of a dataset with fewer batches than it, and (when resuming, which is the
+    point) the checkpoint folder that is not empty."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
+        warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging "
+                                                  r"interval Trainer\(log_every_n_steps=\d+\)")
+        if resuming:
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty\.")
+        yield
+
+
+def _after_failure(run_dir: str, fresh: bool, err: BaseException) -> None:
+    """A run that stops before its first checkpoint leaves nothing behind when it created its folder
+    (a corrupt dataset file, a bad option found late: the retry must not meet "run directory exists");
+    an interrupted run with a checkpoint says how to continue it."""
+    if rank_zero_only.rank != 0:
+        return
+    last = os.path.join(run_dir, "checkpoints", "last.ckpt")
+    # Ctrl-C: Lightning shuts down gracefully, then exits with SystemExit(1).
+    interrupted = isinstance(err, (KeyboardInterrupt, SystemExit))
+    if fresh and not os.path.isfile(last):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        if interrupted:
+            print(f"\nadalif: interrupted before the first checkpoint; {run_dir} removed", file=sys.stderr, flush=True)
+    elif interrupted:
+        print(f"\nadalif: interrupted; continue with --resume last (same --name and --output_dir): {last}",
+              file=sys.stderr, flush=True)
 
 
 class _History(L.Callback):
