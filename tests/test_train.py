@@ -299,3 +299,24 @@ def test_gesture_label_order_is_recorded_in_the_checkpoint_and_used_by_eval(tmp_
     result = evaluate(os.path.join(summary.run_dir, "checkpoints", "last.ckpt"), {"trainer.progress_bar": False})
     assert seen and all(o["label_order"] == "spikingjelly" for o in seen)
     assert result["accuracy"] == pytest.approx(summary.last_acc)
+
+
+def test_python_api_fit_and_evaluate_with_overrides_and_loggers(tmp_path):
+    from adalif import train as api
+    from adalif.errors import ConfigError
+
+    common = {"output_dir": str(tmp_path), "trainer.progress_bar": False, "trainer.limit_train_batches": 3,
+              "trainer.max_epochs": 1}  # the whole test split, as evaluate uses
+    summary = api.fit("configs/digits_dalif.yaml", **common, trainer__logger="none", data__options={"augment": []},
+                      name="quiet")
+    assert sorted(os.listdir(summary.run_dir)) == ["checkpoints", "logs", "summary.json"]  # CSV only: no tensorboard
+    recorded = json.load(open(os.path.join(summary.run_dir, "summary.json")))["config"]
+    assert recorded["trainer"]["logger"] == "none" and recorded["data"]["options"]["augment"] == []
+    result = api.evaluate(os.path.join(summary.run_dir, "checkpoints", "best.ckpt"), trainer__progress_bar=False)
+    assert result["accuracy"] == pytest.approx(summary.best_acc)
+    watched = api.fit(api.load_config("configs/digits_dalif.yaml", **common), name="watched")
+    assert os.path.isdir(os.path.join(watched.run_dir, "tensorboard", "version_0"))
+    with pytest.raises(ConfigError, match=r"trainer.logger: got 'wandb', expected a logger whose package is installed"):
+        api.fit("configs/digits_dalif.yaml", **common, **{"trainer.logger": "wandb"})
+    with pytest.raises(ConfigError, match=r"trainer.logger: got 'tensorbord', expected one of"):
+        api.fit("configs/digits_dalif.yaml", **common, **{"trainer.logger": "tensorbord"})

@@ -149,6 +149,9 @@ class TrainerConfig:
         limit_val_batches: test on this many batches or this fraction.
         max_steps: stop after this many steps (-1: no limit).
         progress_bar: show the progress bar (loss, accuracy, firing rate).
+        logger: where to watch training besides the CSV log the reports read: tensorboard (default;
+            ``tensorboard --logdir OUTPUT_DIR``), none, or a Lightning logger whose package is
+            installed: wandb, mlflow, comet, neptune.
     """
 
     max_epochs: int = 10
@@ -167,6 +170,7 @@ class TrainerConfig:
     limit_val_batches: Optional[Union[int, float]] = None
     max_steps: int = -1
     progress_bar: bool = True
+    logger: str = "tensorboard"
 
 
 @dataclass
@@ -254,6 +258,12 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
         check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)
 
 
+#: trainer.logger -> (Lightning's logger class in lightning.pytorch.loggers, the package it needs).
+LOGGERS = {"tensorboard": ("TensorBoardLogger", "tensorboard"), "none": (None, None),
+           "wandb": ("WandbLogger", "wandb"), "mlflow": ("MLFlowLogger", "mlflow"), "comet": ("CometLogger", "comet_ml"),
+           "neptune": ("NeptuneLogger", "neptune")}
+
+
 def _check_trainer(t: "TrainerConfig") -> None:
     from lightning.pytorch.accelerators import AcceleratorRegistry
     from lightning.pytorch.strategies import StrategyRegistry
@@ -262,6 +272,13 @@ def _check_trainer(t: "TrainerConfig") -> None:
     _check(t.strategy in strategies, "trainer.strategy", t.strategy, f"one of {strategies}")
     accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
     _check(t.accelerator in accelerators, "trainer.accelerator", t.accelerator, f"one of {accelerators}")
+    _check(t.logger in LOGGERS, "trainer.logger", t.logger, f"one of {list(LOGGERS)}")
+    if t.logger not in ("tensorboard", "none"):
+        import importlib.util
+
+        package = LOGGERS[t.logger][1]
+        _check(importlib.util.find_spec(package) is not None, "trainer.logger", t.logger,
+               f"a logger whose package is installed (pip install {package})")
     devices_ok = t.devices == "auto" or (isinstance(t.devices, int) and (t.devices >= 1 or t.devices == -1))
     _check(devices_ok, "trainer.devices", t.devices, "a number of devices >= 1, -1 (all) or 'auto'")
     _check(t.num_nodes >= 1, "trainer.num_nodes", t.num_nodes, "an integer >= 1")

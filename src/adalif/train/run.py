@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from ..compat.arlif_official import convert_state_dict, load_official_state_dict
 from ..data import registry
 from ..safe_load import load_torch
 from .callbacks import AtomicCheckpointIO, FiringRates, ParameterTracker, RunMetadata
-from .config import RunConfig, config_from_dict, validate
+from .config import LOGGERS, RunConfig, config_from_dict, validate
 from .datamodule import SpikingDataModule
 from .module import SpikingClassifier
 
@@ -94,7 +95,15 @@ def build_trainer(cfg: RunConfig, run_dir: str, callbacks=()) -> L.Trainer:
     best = ModelCheckpoint(dirpath=folder, filename="best", monitor="val/acc", mode="max", enable_version_counter=False)
     last = ModelCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     # Auto-incremented versions: a resumed run writes logs/version_1 and keeps version_0 intact.
-    loggers = [CSVLogger(run_dir, name="logs"), TensorBoardLogger(run_dir, name="tensorboard")]
+    loggers = [CSVLogger(run_dir, name="logs")]  # always: the reports read it
+    if t.logger == "tensorboard":
+        loggers.append(TensorBoardLogger(run_dir, name="tensorboard"))
+    elif t.logger != "none":
+        import lightning.pytorch.loggers as pl_loggers
+
+        cls = getattr(pl_loggers, LOGGERS[t.logger][0])
+        takes = inspect.signature(cls).parameters  # each takes its own arguments; give what it accepts
+        loggers.append(cls(**{k: v for k, v in (("save_dir", run_dir), ("name", run_name(cfg))) if k in takes}))
     return L.Trainer(
         default_root_dir=run_dir, max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator,
         devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy, sync_batchnorm=t.sync_batchnorm,
@@ -231,7 +240,7 @@ def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dic
     """Test accuracy and firing rate of a checkpoint, with the config it recorded."""
     module, cfg = load_checkpoint(checkpoint, overrides)
     data = SpikingDataModule(cfg.data, seed=cfg.trainer.seed)
-    with quiet_lightning():
+    with quiet_lightning(), _library_warnings_silenced(False):
         trainer = L.Trainer(
             accelerator=cfg.trainer.accelerator, devices=1, logger=False, enable_progress_bar=cfg.trainer.progress_bar,
             callbacks=[FiringRates()], enable_model_summary=False,
