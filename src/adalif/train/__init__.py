@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict
-from typing import Any, Dict, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, Sequence, Union
+
+if TYPE_CHECKING:  # imported lazily at run time: `import adalif.train` stays light
+    from .config import RunConfig
 
 __all__ = ["fit", "evaluate", "load_config"]
 
