@@ -320,3 +320,13 @@ def test_python_api_fit_and_evaluate_with_overrides_and_loggers(tmp_path):
         api.fit("configs/digits_dalif.yaml", **common, **{"trainer.logger": "wandb"})
     with pytest.raises(ConfigError, match=r"trainer.logger: got 'tensorbord', expected one of"):
         api.fit("configs/digits_dalif.yaml", **common, **{"trainer.logger": "tensorbord"})
+
+
+def test_demo_prints_a_line_per_epoch(tmp_path, capsys):
+    from adalif.demo import EpochLines
+
+    cfg = config(tmp_path, "--trainer.max_epochs", "2")
+    train(cfg, callbacks=[EpochLines(2)])
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("epoch ")]
+    assert [line.split(":")[0].strip() for line in lines] == ["epoch 1/2", "epoch 2/2"]
+    assert all(" %, firing rate " in line and line.endswith(" s") for line in lines)

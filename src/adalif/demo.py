@@ -22,6 +22,28 @@ def _config_dir() -> str:
     return str(resources.files("adalif") / "configs")
 
 
+class EpochLines:
+    """A Lightning callback printing one line per epoch (test accuracy, firing rate, elapsed time):
+    progress that reads the same in a terminal and in a log file, where a progress bar does not."""
+
+    def __new__(cls, epochs: int):
+        import lightning as L
+
+        class _EpochLines(L.Callback):
+            def on_fit_start(self, trainer, pl_module) -> None:
+                self.start = time.perf_counter()
+
+            def on_validation_epoch_end(self, trainer, pl_module) -> None:
+                metrics = trainer.callback_metrics
+                if trainer.sanity_checking or not trainer.is_global_zero or "val/acc" not in metrics:
+                    return
+                print(f"  epoch {trainer.current_epoch + 1}/{epochs}: test accuracy {100 * float(metrics['val/acc']):.2f} %, "
+                      f"firing rate {float(metrics.get('val/fr', float('nan'))):.3f}, "
+                      f"{time.perf_counter() - self.start:.1f} s", flush=True)
+
+        return _EpochLines()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/demo", help="where runs are written (replaced each time)")
@@ -42,11 +64,14 @@ def main(argv=None) -> None:
         path = os.path.join(args.configs, f"{name}.yaml")
         cfg = parse_config(["--config", path, "--output_dir", args.output_dir, "--overwrite", "true",
                             "--trainer.progress_bar", "false"])
-        s = train(cfg)
+        s = train(cfg, callbacks=[EpochLines(cfg.trainer.max_epochs)])
         rows.append((name, cfg.expected_accuracy, s))
-    print(f"\n{'run':<22} {'best acc':>8} {'last acc':>8} {'target':>7} {'firing rate':>11} {'wall s':>7}")
+    print(f"\n{'run':<22} {'best acc':>9} {'last acc':>9} {'target':>8} {'met':>4} {'firing rate':>11} {'wall s':>7}")
     for name, expected, s in rows:
-        print(f"{name:<22} {s.best_acc:>8.4f} {s.last_acc:>8.4f} {expected or 0:>7.2f} {s.firing_rate:>11.4f} {s.wall_time_s:>7.1f}")
+        met = "" if expected is None else ("yes" if s.best_acc >= expected else "NO")
+        target = "" if expected is None else f"{100 * expected:.1f} %"
+        print(f"{name:<22} {100 * s.best_acc:>7.2f} % {100 * s.last_acc:>7.2f} % {target:>8} {met:>4} "
+              f"{s.firing_rate:>11.4f} {s.wall_time_s:>7.1f}")
     from .analysis.report import write_comparison
 
     out = write_comparison([s.run_dir for _, _, s in rows], os.path.join(args.output_dir, "comparison"))
