@@ -88,7 +88,8 @@ def test_a_corrupt_dataset_leaves_no_run_directory(tmp_path, capsys):
 def test_ctrl_c_says_how_to_resume_and_the_resumed_run_says_where(tmp_path):
     env = {**os.environ, "ADALIF_BACKEND": "reference", "PYTHONWARNINGS": "default"}
     args = [sys.executable, "-m", "adalif.cli", "train", "--config", CONFIG, "--output_dir", str(tmp_path),
-            "--name", "run", "--trainer.progress_bar", "false", "--trainer.max_epochs", "30"]
+            "--name", "run", "--trainer.progress_bar", "false", "--trainer.max_epochs", "30",
+            "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240

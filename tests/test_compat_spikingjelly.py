@@ -210,7 +210,7 @@ def test_spikingjelly_model_zoo_with_adalif_nodes_equals_its_own(arch):
         torch.manual_seed(0)
         nets.append(build(spiking_neuron=node, surrogate_function=surrogate.Sigmoid(), num_classes=10, **extra))
     nets[1].load_state_dict(nets[0].state_dict())
-    x = torch.rand(2, 3, 32, 32)
+    x = torch.rand(2, 3, 32, 32)  # two samples: batch norm needs more than one value per channel
     for mode in ("s", "m"):
         outs, grads = [], []
         for net, reset in zip(nets, (functional.reset_net, reset_net)):
