@@ -268,8 +268,8 @@ def _derived_module(d: NeuronDefinition) -> type:
                 if tuple(raw.shape) != shape:
                     raise ValueError(f"{p.name}: its init gave shape {tuple(raw.shape)}, expected {shape}")
             else:
-                value = float(inits[p.name])
-                if not math.isfinite(value):
+                value = inits[p.name]
+                if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)):
                     raise ValueError(f"{p.name}_init: expected a finite number, got {value!r}")
                 try:
                     raw_value = p.inverse(value) if p.inverse is not None else value
