@@ -12,6 +12,7 @@ docs/neurons.md, "Your own neuron", shows a complete example.
 from __future__ import annotations
 
 import collections
+import functools
 import inspect
 import math
 from dataclasses import dataclass, field
@@ -102,11 +103,11 @@ class NeuronDefinition:
             raise ValueError(f"NeuronDefinition({self.name!r}).options: a NamedTuple class with a 'surrogate' field")
         check_choice(self.granularity, ("layer", "channel"), f"NeuronDefinition({self.name!r}).granularity")
 
-    # -- derived -----------------------------------------------------------------------------
-    @property
+    # -- derived, once per record (cached in the instance; the record's fields stay frozen) -----
+    @functools.cached_property
     def values(self) -> type:
         """The record the step function reads: the options, then the parameter values."""
-        return _values_type(self)
+        return collections.namedtuple(f"{self.class_name}Values", [*self.options._fields, *(p.name for p in self.parameters)])
 
     @property
     def per_channel(self) -> bool:
@@ -116,15 +117,19 @@ class NeuronDefinition:
     def per_step(self) -> bool:
         return any(p.per == "step" for p in self.parameters)
 
-    @property
+    @functools.cached_property
     def dynamics(self) -> Dynamics:
         """The record :func:`adalif.functional.run` and the kernels run."""
         return _dynamics(self)
 
+    @functools.cached_property
+    def _derived(self) -> type:
+        return _derived_module(self)
+
     def module_class(self) -> type:
         """The ``nn.Module`` class of this neuron: the hand-written one, or the one derived from
         this record (created once)."""
-        return self.module if self.module is not None else _derived_module(self)
+        return self.module if self.module is not None else self._derived
 
     def tracked(self, module: nn.Module) -> Dict[str, float]:
         """The values the parameter tracker logs for ``module``."""
@@ -170,18 +175,6 @@ def definition_of(module: nn.Module) -> NeuronDefinition:
 
 
 # -- the derived module ------------------------------------------------------------------------
-_VALUES: Dict[str, type] = {}
-_DYNAMICS: Dict[str, Dynamics] = {}
-_MODULES: Dict[str, type] = {}
-
-
-def _values_type(d: NeuronDefinition) -> type:
-    key = d.name
-    if key not in _VALUES or _VALUES[key]._fields != (*d.options._fields, *(p.name for p in d.parameters)):
-        _VALUES[key] = collections.namedtuple(f"{d.class_name}Values", [*d.options._fields, *(p.name for p in d.parameters)])
-    return _VALUES[key]
-
-
 def _broadcast(value, like: torch.Tensor):
     # [C] -> [C, 1, ..., 1] against one step [B, C, ...]; scalars broadcast as they are.
     if isinstance(value, torch.Tensor) and value.dim() == 1:
@@ -190,8 +183,6 @@ def _broadcast(value, like: torch.Tensor):
 
 
 def _dynamics(d: NeuronDefinition) -> Dynamics:
-    if d.name in _DYNAMICS and _DYNAMICS[d.name].step is d.step:
-        return _DYNAMICS[d.name]
     channel = [p.name for p in d.parameters if p.per == "channel"]
     step = [p.name for p in d.parameters if p.per == "step"]
 
@@ -205,8 +196,7 @@ def _dynamics(d: NeuronDefinition) -> Dynamics:
             return d.initial_state(like, values)
         return d.state(*(torch.zeros_like(like) for _ in d.state._fields))
 
-    _DYNAMICS[d.name] = Dynamics(d.name, d.step, initial_state, at if channel or step else None)
-    return _DYNAMICS[d.name]
+    return Dynamics(d.name, d.step, initial_state, at if channel or step else None)
 
 
 def _check_option(d: NeuronDefinition, key: str, value: Any, default: Any) -> Any:
@@ -230,8 +220,6 @@ def _check_option(d: NeuronDefinition, key: str, value: Any, default: Any) -> An
 
 
 def _derived_module(d: NeuronDefinition) -> type:
-    if d.name in _MODULES and _MODULES[d.name].definition is d:
-        return _MODULES[d.name]
     from ..neurons import Neuron
 
     params = d.parameters
@@ -349,7 +337,6 @@ def _derived_module(d: NeuronDefinition) -> type:
     cls = type(d.class_name, (Neuron,), namespace)
     cls.__init__.__signature__ = signature
     cls.__signature__ = signature.replace(parameters=list(signature.parameters.values())[1:])
-    _MODULES[d.name] = cls
     return cls
 
 
