@@ -328,3 +328,20 @@ def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, cap
     assert main(["ablate", "neurons", "--config", "configs/digits_dalif.yaml", "--neurons", "lif,nope",
                  "--output_dir", str(tmp_path)]) == 2
     assert "neurons: unknown neuron 'nope'" in capsys.readouterr().err
+
+
+def test_a_real_valued_input_never_has_a_negative_rate():
+    """A normalised image (negative values) as the input of a layer counted by ACs: its rate is its
+    mean magnitude, so no count or energy is negative (the report showed a negative input rate)."""
+    import torch
+
+    from adalif.analysis import count_operations
+    from adalif.models import create_model
+
+    model = create_model("digits_cnn", neuron="dalif", num_classes=10, in_channels=1, T=2, width=4)
+    images = torch.rand(4, 1, 8, 8) - 0.8  # mean about -0.3
+    counts = count_operations(model, images, first_layer="ac")
+    first = counts.layers[0]
+    assert not first.binary_input and first.input_rate == pytest.approx(float(images.abs().mean()))
+    assert first.sops_rate > 0 and counts.energy() > 0
+    assert "-0." not in counts.table().splitlines()[2]

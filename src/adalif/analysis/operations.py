@@ -51,7 +51,7 @@ class LayerCount:
     name: str
     kind: str  # "conv" or "linear"
     binary_input: bool
-    input_rate: float  # mean of the input: the firing rate when binary
+    input_rate: float  # the firing rate of spikes; the mean magnitude of a real-valued input
     flops: int  # dense MACs per sample per step
     macs: float = 0.0  # per sample over T
     sops_rate: float = 0.0  # per sample over T, fr_in * T * flops
@@ -154,7 +154,9 @@ def count_operations(model: nn.Module, x: torch.Tensor, *, T: Optional[int] = No
         def hook(mod, inputs, output):
             inp = inputs[0].detach()
             binary = bool(((inp == 0) | (inp == 1)).all())
-            rate = float(inp.float().mean())
+            # Spikes: the firing rate. A real-valued input (a normalised image can be negative): its
+            # mean magnitude, the activity the "ac" convention prices; never a negative rate.
+            rate = float(inp.float().mean() if binary else inp.float().abs().mean())
             if isinstance(mod, nn.Conv2d):
                 per_position = mod.kernel_size[0] * mod.kernel_size[1] * (mod.in_channels // mod.groups)
                 flops = per_position * mod.out_channels * output.shape[-2] * output.shape[-1]
