@@ -171,6 +171,10 @@ def test_report_of_a_two_epoch_run(tmp_path, monkeypatch):
     for png in ("learning_curves.png", "firing_rates.png", "parameters.png"):
         with open(os.path.join(out, png), "rb") as fh:
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(os.path.join(out, png)) > 5000
+    from PIL import Image
+
+    with Image.open(os.path.join(out, "learning_curves.png")) as image:  # loss and accuracy side by side
+        assert image.size == (1200, 420)
     with open(os.path.join(run, "summary.json")) as fh:
         summary = json.load(fh)
     with open(os.path.join(out, "learning_curves.csv")) as fh:

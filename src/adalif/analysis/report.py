@@ -47,19 +47,25 @@ def _summary(run_dir: str, command: str = "report") -> dict:
         return json.load(fh)
 
 
-def _figure(out: str, name: str, title: str, draw) -> None:
-    """A matplotlib figure drawn by ``draw(ax)``, written to ``out/name``."""
+def _figure(out: str, name: str, title: str, draw, panels: int = 1) -> None:
+    """A matplotlib figure drawn by ``draw(ax)`` (``draw(axes)`` with ``panels`` side by side),
+    written to ``out/name``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    draw(ax)
-    if ax.get_xlabel() in ("epoch", "time step"):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title(title)
+    fig, axes = plt.subplots(1, panels, figsize=(6 if panels == 1 else 10, 3.5), squeeze=False)
+    axes = list(axes[0])
+    draw(axes[0] if panels == 1 else axes)
+    for ax in axes:
+        if ax.get_xlabel() in ("epoch", "time step"):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if panels == 1:
+        axes[0].set_title(title)
+    else:
+        fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(os.path.join(out, name), dpi=120)
     plt.close(fig)
@@ -99,14 +105,21 @@ def write_report(run_dir: str, out_dir: Optional[str] = None, operations: bool =
     _write_csv(os.path.join(out, "learning_curves.csv"), ["epoch", *keys], rows)
     blocks.append(("h2", "Learning curves"))
 
-    def curves(ax):
-        for key in keys:
-            xs, ys = _series(epochs, key)
-            if xs:
-                ax.plot(xs, ys, marker="o", label=key)
-        ax.set_xlabel("epoch")
-        ax.legend()
-    figure("learning_curves.png", "loss and accuracy per epoch", curves)
+    def curves(axes):
+        # Loss and accuracy have different scales: one panel each, with readable names.
+        for ax, (what, unit, scale) in zip(axes, (("loss", "loss", 1.0), ("acc", "accuracy (%)", 100.0))):
+            for key, label in ((f"train/{what}_epoch", "train"), (f"val/{what}", "test")):
+                xs, ys = _series(epochs, key)
+                if xs:
+                    ax.plot(xs, [scale * y for y in ys], marker="o", label=label)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(unit)
+            ax.set_title(unit.split(" ")[0])
+            if ax.get_lines():
+                ax.legend()
+
+    _figure(out, "learning_curves.png", "learning curves", curves, panels=2)
+    blocks.append(("image", "learning_curves.png"))
     blocks.append(("text", "Data: `learning_curves.csv`."))
 
     # Firing rates per layer, last epoch.
