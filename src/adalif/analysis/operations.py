@@ -189,9 +189,10 @@ def count_operations(model: nn.Module, x: torch.Tensor, *, T: Optional[int] = No
         if counts:  # every element of every step, per sample
             counts[-1].macs += output.numel() / B
 
-    def neuron(mod, inputs, output):
-        family = definitions.definition_of(mod).name
-        neuron_steps[family] = neuron_steps.get(family, 0.0) + output.numel() / B
+    def neuron(family: str):
+        def hook(mod, inputs, output):
+            neuron_steps[family] = neuron_steps.get(family, 0.0) + output.numel() / B
+        return hook
 
     for name, m in model.named_modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -199,8 +200,8 @@ def count_operations(model: nn.Module, x: torch.Tensor, *, T: Optional[int] = No
         elif bn == "counted" and isinstance(m, nn.modules.batchnorm._BatchNorm):
             hooks.append((m, norm))
         elif neuron_ops and isinstance(m, Neuron):
-            definitions.definition_of(m)  # an unregistered neuron is an error here, never counted as another
-            hooks.append((m, neuron))
+            # Resolved once per layer; an unregistered neuron is an error here, never counted as another.
+            hooks.append((m, neuron(definitions.definition_of(m).name)))
     run_hooked(model, x, hooks)
     ops: Dict[str, float] = {}
     for family, steps in neuron_steps.items():

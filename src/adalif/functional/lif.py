@@ -58,8 +58,9 @@ def charge(v, x, form: int, v_reset: float, k=None, tau: Optional[float] = None,
     if form == 2:
         return v + scaled(x - (v - v_reset))
     if form == 3:
-        return v * ((1.0 - 1.0 / tau) if one_minus is None and tau is not None else
-                    (1.0 - k) if one_minus is None else one_minus) + x
+        if one_minus is None:
+            one_minus = 1.0 - 1.0 / tau if tau is not None else 1.0 - k
+        return v * one_minus + x
     return v - scaled(v - v_reset) + x
 
 

@@ -22,6 +22,7 @@ from typing import Optional
 
 import torch
 
+from ..functional.lif import charge as lif_charge
 from ..surrogate import Surrogate
 
 
@@ -48,19 +49,12 @@ def _reset(h, fire, v_threshold, v_reset, hard):
 
 
 def _charge(v, x, alpha, beta, gamma, v_reset, form: str, k, tau, one_minus):
-    # DA-LIF: its reference's beta V + alpha X. LIF and PLIF: SpikingJelly's own expression and order
-    # (functional.lif.charge), so that the rounding, and hence every spike, is the reference's; the
-    # backward recurrence still uses the affine coefficients alpha and beta.
+    # DA-LIF: its reference's beta V + alpha X. LIF and PLIF: the reference's own function, that is
+    # SpikingJelly's expression and order, so that the rounding, and hence every spike, is the
+    # reference's; the backward recurrence still uses the affine coefficients alpha and beta.
     if form == "affine":
         return beta * v + alpha * x + gamma
-    scaled = (lambda a: a / tau) if tau is not None else (lambda a: a * k)  # noqa: E731
-    if form == "1":
-        return v + scaled(x - v)
-    if form == "2":
-        return v + scaled(x - (v - v_reset))
-    if form == "3":
-        return v * one_minus + x
-    return v - scaled(v - v_reset) + x
+    return lif_charge(v, x, int(form), v_reset, k, tau, one_minus)
 
 
 def _lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h: bool, form: str = "affine",

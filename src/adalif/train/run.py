@@ -12,7 +12,7 @@ import sys
 import time
 import warnings
 from dataclasses import asdict, replace
-from typing import Any, Dict, NamedTuple, Optional
+from typing import Any, Dict, NamedTuple, Optional, Tuple
 
 import lightning as L
 import torch
@@ -57,16 +57,17 @@ def run_name(cfg: RunConfig) -> str:
     return cfg.name or f"{cfg.model.name}_{neuron}_{cfg.data.name}_T{cfg.data.T}"
 
 
-def _resume_path(cfg: RunConfig, run_dir: str) -> Optional[str]:
+def _resume_path(cfg: RunConfig, run_dir: str) -> Tuple[Optional[str], int]:
+    """The checkpoint to resume from (None: a new run) and how many epochs it finished."""
     if not cfg.resume:
-        return None
+        return None, 0
     path = os.path.join(run_dir, "checkpoints", "last.ckpt") if cfg.resume == "last" else cfg.resume
     if not os.path.isfile(path):
         raise MissingFileError(f"resume: checkpoint {path!r} does not exist")
     # Memory-mapped: checks the file, safely, without reading its tensors (Lightning reads it next,
     # through AtomicCheckpointIO.load_checkpoint, as safely). A corrupt or crafted file stops here.
-    load_torch(path, "resume: checkpoint", mmap=True)
-    return path
+    checkpoint = load_torch(path, "resume: checkpoint", mmap=True)
+    return path, int(checkpoint.get("epoch", -1)) + 1 if isinstance(checkpoint, dict) else 0
 
 
 def _prepare_run_dir(cfg: RunConfig) -> str:
@@ -137,13 +138,12 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
     fresh = not os.path.exists(os.path.join(cfg.output_dir, run_name(cfg))) or (cfg.overwrite and not cfg.resume)
     run_dir = _prepare_run_dir(cfg)
     try:
-        resume = _resume_path(cfg, run_dir)
+        resume, done = _resume_path(cfg, run_dir)
         data, module = build(cfg)
         config = asdict(cfg)
         with quiet_lightning(), _library_warnings_silenced(resume is not None):
             trainer = build_trainer(cfg, run_dir, callbacks=[RunMetadata(config), _History(), *callbacks])
             if trainer.is_global_zero:
-                done = _resumed_epochs(resume)
                 what = (f"resuming {run_name(cfg)} after epoch {done} of {cfg.trainer.max_epochs}" if resume else
                         f"training {run_name(cfg)} for {cfg.trainer.max_epochs} epochs")
                 print(f"adalif: {what} -> {run_dir} (checkpoints/, logs/, summary.json)", flush=True)
@@ -163,13 +163,6 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
             json.dump({**summary._asdict(), "config": config, "accuracy_by_epoch": history}, fh, indent=2)
         os.replace(tmp, os.path.join(run_dir, "summary.json"))
     return summary
-
-
-def _resumed_epochs(resume: Optional[str]) -> int:
-    """How many epochs the checkpoint to resume from has finished (0 without one)."""
-    if resume is None:
-        return 0
-    return int(load_torch(resume, "resume: checkpoint", mmap=True).get("epoch", -1)) + 1
 
 
 @contextlib.contextmanager
