@@ -159,7 +159,7 @@ def test_report_of_a_two_epoch_run(tmp_path, monkeypatch):
     import json
     import os
 
-    from adalif.train.cli import main, parse_config
+    from adalif.cli import main, parse_config
     from adalif.train.run import train
 
     monkeypatch.setenv("ADALIF_BACKEND", "reference")
@@ -168,7 +168,7 @@ def test_report_of_a_two_epoch_run(tmp_path, monkeypatch):
     run = train(cfg).run_dir
     assert main(["report", os.path.join(run, "checkpoints", "best.ckpt")]) == 0  # a checkpoint names its run
     out = os.path.join(run, "report")
-    for png in ("learning_curves.png", "firing_rates.png", "parameters.png"):
+    for png in ("learning_curves.png", "firing_rates.png", "parameters.png", "step_channel_rates.png"):
         with open(os.path.join(out, png), "rb") as fh:
             assert fh.read(8) == b"\x89PNG\r\n\x1a\n" and os.path.getsize(os.path.join(out, png)) > 5000
     from PIL import Image
@@ -190,8 +190,24 @@ def test_report_of_a_two_epoch_run(tmp_path, monkeypatch):
     with open(os.path.join(out, "operations.json")) as fh:
         ops = json.load(fh)
     assert ops["totals"]["energy_pj_per_sample"] > 0 and len(ops["layers"]) == 3
+    # Per-step and per-channel rates of the same pass: both average to the layer's rate (every step
+    # and every channel of a conv layer has as many neuron-samples).
+    steps, channels = {}, {}
+    with open(os.path.join(out, "step_rates.csv")) as fh:
+        for r in csv.DictReader(fh):
+            steps.setdefault(r["layer"], []).append(float(r["firing_rate"]))
+    with open(os.path.join(out, "channel_rates.csv")) as fh:
+        for r in csv.DictReader(fh):
+            channels.setdefault(r["layer"], []).append(float(r["firing_rate"]))
+    assert set(steps) == {"features.1", "features.3"} and all(len(v) == cfg.data.T for v in steps.values())
+    assert [len(v) for v in channels.values()] == [32, 64]
+    for layer in steps:
+        assert sum(steps[layer]) / len(steps[layer]) == pytest.approx(sum(channels[layer]) / len(channels[layer]))
     html = open(os.path.join(out, "report.html")).read()
-    assert html.count("data:image/png;base64,") == 3 and "best test accuracy" in html
+    assert html.count("data:image/png;base64,") == 4 and "best test accuracy" in html
+    # Rendered from the markdown: real tables and code, no markdown syntax left in the page.
+    assert "`" not in html and "|---" not in html and "<code>learning_curves.csv</code>" in html
+    assert html.count("<table>") == 2
     md = open(os.path.join(out, "report.md")).read()
     assert "![learning_curves.png](learning_curves.png)" in md and "Operations and energy" in md
 
@@ -201,7 +217,7 @@ def test_compare_puts_runs_side_by_side(tmp_path, monkeypatch):
     import json
     import os
 
-    from adalif.train.cli import main, parse_config
+    from adalif.cli import main, parse_config
     from adalif.train.run import train
 
     monkeypatch.setenv("ADALIF_BACKEND", "reference")
@@ -217,12 +233,17 @@ def test_compare_puts_runs_side_by_side(tmp_path, monkeypatch):
     for row, run in zip(rows, runs):
         with open(os.path.join(run, "summary.json")) as fh:
             summary = json.load(fh)
-        assert row["run"] == os.path.basename(run) and float(row["best acc"]) == pytest.approx(summary["best_acc"], abs=1e-4)
+        assert row["run"] == os.path.basename(run) and row["dataset"] == "digits"
+        assert float(row["best acc (%)"]) == pytest.approx(100 * summary["best_acc"], abs=1e-2)
+    with open(os.path.join(out, "learning_curves.csv")) as fh:
+        curves = list(csv.DictReader(fh))
+    assert [float(r["digits_arlif/val/acc"]) for r in curves] == pytest.approx([summary["accuracy_by_epoch"]["0"]])
     with open(os.path.join(out, "firing_rates.csv")) as fh:
         rates = list(csv.DictReader(fh))
     assert [r["layer"] for r in rates] == ["features.1", "features.3"] and set(rates[0]) == {"layer", "digits_dalif", "digits_arlif"}
     assert os.path.getsize(os.path.join(out, "firing_rates.png")) > 5000
-    assert "data:image/png;base64," in open(os.path.join(out, "comparison.html")).read()
+    html = open(os.path.join(out, "comparison.html")).read()
+    assert html.count("data:image/png;base64,") == 2 and "different datasets" not in html and "`" not in html
 
 
 @pytest.mark.parametrize("study, config, variants", [
@@ -233,8 +254,8 @@ def test_compare_puts_runs_side_by_side(tmp_path, monkeypatch):
 def test_ablation_study_trains_every_variant_and_resumes(study, config, variants, tmp_path, monkeypatch):
     import os
 
-    from adalif.analysis.ablation import run_ablation
-    from adalif.train.cli import parse_config
+    from adalif.experiments.ablation import run_ablation
+    from adalif.cli import parse_config
 
     monkeypatch.setenv("ADALIF_BACKEND", "reference")
     cfg = parse_config(["--config", f"configs/{config}.yaml", "--output_dir", str(tmp_path), "--trainer.progress_bar", "false",
@@ -256,8 +277,8 @@ def test_heatmap_over_fixed_decays(tmp_path, monkeypatch):
     import json
     import os
 
-    from adalif.analysis.ablation import run_heatmap
-    from adalif.train.cli import parse_config
+    from adalif.experiments.ablation import run_heatmap
+    from adalif.cli import parse_config
 
     monkeypatch.setenv("ADALIF_BACKEND", "reference")
     cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path), "--trainer.progress_bar",
@@ -279,8 +300,8 @@ def test_figure_potentials_and_rasters(tmp_path, monkeypatch):
     import csv
     import os
 
-    from adalif.analysis.figures import potential_distributions, spike_rasters
-    from adalif.train.cli import main, parse_config
+    from adalif.experiments.figures import potential_distributions, spike_rasters
+    from adalif.cli import main, parse_config
     from adalif.train.run import train
 
     png = potential_distributions(str(tmp_path), T=8, neurons=2000, seed=1)
@@ -312,8 +333,8 @@ def test_spike_counts_stay_exact_past_float32_integers():
 def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, capsys):
     import os
 
-    from adalif.analysis.ablation import run_ablation
-    from adalif.train.cli import main, parse_config
+    from adalif.experiments.ablation import run_ablation
+    from adalif.cli import main, parse_config
 
     monkeypatch.setenv("ADALIF_BACKEND", "reference")
     cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path), "--trainer.progress_bar",
@@ -349,3 +370,62 @@ def test_a_real_valued_input_never_has_a_negative_rate():
     assert not first.binary_input and first.input_rate == pytest.approx(float(images.abs().mean()))
     assert first.sops_rate > 0 and counts.energy() > 0
     assert "-0." not in counts.table().splitlines()[2]
+
+
+def test_analysis_imports_without_lightning_or_the_run_level_tools():
+    """adalif.analysis works on any module: importing it (and using it) pulls in neither Lightning
+    nor the training package nor the run-level tools; a finder that refuses those proves it."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('lightning', 'pytorch_lightning', 'jsonargparse', 'matplotlib', 'kornia', 'yaml'):
+            raise ImportError('refused: ' + name)
+sys.meta_path.insert(0, Refuse())
+import torch
+from adalif.analysis import FiringRateMonitor, count_operations
+from adalif.models import create_model
+model = create_model('digits_cnn', neuron='dalif', num_classes=10, T=2)
+counts = count_operations(model, torch.rand(2, 3, 1, 8, 8))
+assert counts.totals()['flops_per_step'] > 0
+print(sorted(m for m in sys.modules if m.startswith('adalif.train') or m.startswith('adalif.experiments')))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def _fake_run(folder, dataset: str, accuracies) -> str:
+    """A run directory as adalif train leaves it, as far as compare reads it (summary and metrics)."""
+    import json
+    import os
+
+    os.makedirs(os.path.join(folder, "logs", "version_0"))
+    with open(os.path.join(folder, "summary.json"), "w") as fh:
+        json.dump({"best_acc": max(accuracies), "last_acc": accuracies[-1], "best_epoch": 0, "firing_rate": 0.1,
+                   "wall_time_s": 1.0, "config": {"data": {"name": dataset}}}, fh)
+    with open(os.path.join(folder, "logs", "version_0", "metrics.csv"), "w") as fh:
+        fh.write("epoch,step,val/acc,val/loss,fr/features.1\n")
+        fh.writelines(f"{e},{e},{a},{1 - a},0.1\n" for e, a in enumerate(accuracies))
+    return str(folder)
+
+
+def test_comparison_names_the_dataset_of_each_run_and_warns_when_they_differ(tmp_path):
+    import csv
+
+    from adalif.experiments.report import write_comparison
+
+    runs = [_fake_run(tmp_path / "a" / "run", "digits", [0.5, 0.75]), _fake_run(tmp_path / "b" / "run", "cifar10", [0.25])]
+    out = write_comparison(runs, str(tmp_path / "cmp"))
+    with open(f"{out}/comparison.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["run"], r["dataset"], r["best acc (%)"]) for r in rows] == [("a/run", "digits", "75.00"),
+                                                                           ("b/run", "cifar10", "25.00")]
+    with open(f"{out}/learning_curves.csv") as fh:
+        curves = list(csv.DictReader(fh))
+    assert [r["a/run/val/acc"] for r in curves] == ["0.5", "0.75"] and [r["b/run/val/acc"] for r in curves] == ["0.25", ""]
+    html = open(f"{out}/comparison.html").read()
+    assert "<strong>These runs use different datasets</strong> (digits, cifar10)" in html

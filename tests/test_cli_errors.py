@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from adalif.train.cli import main
+from adalif.cli import main
 
 CONFIG = "configs/digits_dalif.yaml"
 
@@ -60,6 +60,38 @@ def test_commands_version_and_subcommand_options(capsys, tmp_path):
     one_line(capsys, "beta: got -1.0, expected a decay in [0, 1]")
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "c")]) == 2
     one_line(capsys, "compare: ", "is", "a finished adalif run?")
+
+
+def test_every_command_of_the_table_is_listed_and_has_help(capsys):
+    from adalif.cli import COMMANDS
+
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for name, command in COMMANDS.items():
+        assert f"  {name:<14} {command.help}" in listing
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0 and f"adalif {name}" in capsys.readouterr().out
+
+
+def test_threads_are_checked_and_a_busy_machine_gets_one_line_of_advice(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from adalif.cli import parse_config
+    from adalif.train import run
+
+    assert main(["train", "--config", CONFIG, "--trainer.threads", "0", "--output_dir", str(tmp_path)]) == 2
+    one_line(capsys, "trainer.threads: got 0, expected an integer >= 1")
+    cfg = parse_config(["--config", CONFIG, "--trainer.accelerator", "cpu"])
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.2, 3.0, 2.0))
+    assert "busy (load 4.2 on 2 cores)" in run.busy_machine_hint(cfg) and "--trainer.threads 1" in run.busy_machine_hint(cfg)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 3.0, 2.0))
+    assert run.busy_machine_hint(cfg) is None
+    monkeypatch.setattr(os, "getloadavg", lambda: (4.2, 3.0, 2.0))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert run.busy_machine_hint(cfg) is None
 
 
 def test_figure_potentials_simulates_the_neurons_asked_for(tmp_path):

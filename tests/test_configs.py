@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from adalif.models import create_model
-from adalif.train.cli import main, parse_config
+from adalif.cli import main, parse_config
 from adalif.data import cifar10_dvs, registry
 from adalif.train.config import validate
 

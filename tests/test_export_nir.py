@@ -123,7 +123,7 @@ def test_max_pooling_and_residual_connections_are_refused():
 
 
 def test_export_nir_command_writes_the_graph_of_a_trained_checkpoint(tmp_path, monkeypatch):
-    from adalif.train.cli import main, parse_config
+    from adalif.cli import main, parse_config
     from adalif.train.run import train
 
     monkeypatch.setenv("ADALIF_BACKEND", "reference")

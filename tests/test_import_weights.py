@@ -236,7 +236,7 @@ def test_import_weights_command_writes_a_checkpoint_that_adalif_eval_reads(tmp_p
     from adalif.cli import main as cli_main  # noqa: F401  (the console entry point exists)
     from adalif.data.cifar import load
     from adalif.losses import SpikingLoss
-    from adalif.train.cli import main
+    from adalif.cli import main
     from adalif.train.run import evaluate
     from tests.data.fixtures import cifar_tree
 

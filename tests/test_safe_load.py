@@ -16,7 +16,7 @@ import torch
 
 from adalif.errors import UnsafeFileError
 from adalif.safe_load import load_pickle, load_torch
-from adalif.train.cli import main, parse_config
+from adalif.cli import main, parse_config
 
 OLD_CHECKPOINT = os.path.join(os.path.dirname(__file__), "data", "checkpoints", "adalif-0.1.0-digits-arlif.ckpt")
 

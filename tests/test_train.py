@@ -10,7 +10,7 @@ import lightning as L
 import pytest
 import torch
 
-from adalif.train.cli import main, parse_config
+from adalif.cli import main, parse_config
 from adalif.train.run import build, train
 
 
@@ -198,7 +198,7 @@ def test_ddp_two_processes_on_cpu_equal_one_process_on_the_global_batch(tmp_path
         "--trainer.accelerator", "cpu",
     ]
     env = dict(os.environ, ADALIF_BACKEND="reference", PYTHONWARNINGS="ignore")
-    cmd = [sys.executable, "-m", "adalif.train.cli"]
+    cmd = [sys.executable, "-m", "adalif"]
     subprocess.run(cmd + common + ["--name", "one", "--data.batch_size", "32"], check=True, env=env, capture_output=True, timeout=300)
     out = subprocess.run(
         cmd + common + ["--name", "two", "--data.batch_size", "16", "--trainer.devices", "2", "--trainer.strategy", "ddp"],

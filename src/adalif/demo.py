@@ -48,6 +48,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", default="runs/demo", help="where runs are written (replaced each time)")
     parser.add_argument("--configs", default=str(_config_dir()), help="folder holding digits_*.yaml")
+    parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (the README's numbers are for 1)")
     args = parser.parse_args(argv)
     # On these small CNNs the fused CPU loops save less than their first compile costs on a fresh
     # machine (about 40 s per neuron family; measured in docs/training.md), so the demo runs the
@@ -56,14 +57,18 @@ def main(argv=None) -> None:
     # Lightning's start-up tips and per-run banners would bury the table.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    from .train.cli import parse_config
+    from .cli import parse_config
     from .train.run import train
 
     rows, start = [], time.perf_counter()
     for name in CONFIGS:
         path = os.path.join(args.configs, f"{name}.yaml")
+        # One CPU thread: the same numbers on every machine (PyTorch's default, a thread per core,
+        # changes the last bits of every reduction with the core count), and a time that grows in
+        # proportion to the load of a shared machine (two threads slow down 2-3x more than the load
+        # explains: benchmarks/under_load.py, docs/training.md).
         cfg = parse_config(["--config", path, "--output_dir", args.output_dir, "--overwrite", "true",
-                            "--trainer.progress_bar", "false"])
+                            "--trainer.progress_bar", "false", "--trainer.threads", str(args.threads)])
         s = train(cfg, callbacks=[EpochLines(cfg.trainer.max_epochs)])
         rows.append((name, cfg.expected_accuracy, s))
     print(f"\n{'run':<22} {'best acc':>9} {'last acc':>9} {'target':>8} {'met':>4} {'firing rate':>11} {'wall s':>7}")
@@ -72,7 +77,7 @@ def main(argv=None) -> None:
         target = "" if expected is None else f"{100 * expected:.1f} %"
         print(f"{name:<22} {100 * s.best_acc:>7.2f} % {100 * s.last_acc:>7.2f} % {target:>8} {met:>4} "
               f"{s.firing_rate:>11.4f} {s.wall_time_s:>7.1f}")
-    from .analysis.report import write_comparison
+    from .experiments.report import write_comparison
 
     out = write_comparison([s.run_dir for _, _, s in rows], os.path.join(args.output_dir, "comparison"))
     print(f"total wall time {time.perf_counter() - start:.1f} s; runs, logs and checkpoints in {args.output_dir}/")

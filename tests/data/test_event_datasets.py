@@ -71,7 +71,7 @@ def test_resize_and_every_parameter_keys_its_own_cache(dvs_root):
 
 
 def test_parallel_prepare_equals_serial_and_cli_reuses_the_cache(dvs_root, tmp_path, capsys):
-    from adalif.train.cli import main
+    from adalif.cli import main
 
     root, _ = dvs_root
     serial = registry.prepare("cifar10_dvs", root, FrameSpec(T=2, size=16), cache_dir=str(tmp_path / "c1"), workers=1)

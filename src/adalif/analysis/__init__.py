@@ -1,5 +1,6 @@
-"""Analysis of trained spiking networks: firing rates, operation counts and energy (reports,
-figures and NIR export to come). Works on any ``nn.Module`` that contains adalif neurons."""
+"""Analysis of spiking networks: firing rates, operation counts and energy. Works on any
+``nn.Module`` that contains adalif neurons, and imports only torch and numpy (no Lightning); the
+run-level tools built on it (reports, comparisons, ablations, figures) are :mod:`adalif.experiments`."""
 
 from . import operations
 from .firing import FiringRateMonitor

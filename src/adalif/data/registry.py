@@ -114,6 +114,44 @@ def batch_augment(spec: DatasetSpec, options: Mapping[str, Any], size: Tuple[int
     return BatchAugment(spec.kind, size, spec.num_classes, **kwargs)
 
 
+def model_input(x: torch.Tensor, y: torch.Tensor, spec: DatasetSpec, augment: Optional[BatchAugment] = None,
+                train: bool = False) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A batch of samples (``[B, C, H, W]`` images or ``[B, T, C, H, W]`` event frames) as the
+    model sees it: augmented (at test time: only converted and normalised), then event frames
+    made time-major ``[T, B, ...]``. The one place this path is written: the data module, the
+    reports, the figures and the NIR export all go through it."""
+    if augment is not None:
+        x, y = augment(x, y, train=train)
+    if spec.kind == "frames":
+        x = x.transpose(0, 1)
+    return x, y
+
+
+def test_inputs(name: str, root: Optional[str], T: int, options: Mapping[str, Any],
+                indices) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)``: test samples ``indices`` (a list, or a slice such as ``slice(64)``: the first 64,
+    or fewer when the test set is smaller) of a dataset as the model sees them (:func:`model_input`)."""
+    sets = build(name, root, T, options)
+    if isinstance(indices, slice):
+        indices = range(len(sets.test))[indices]
+    for i in indices:
+        if not -len(sets.test) <= i < len(sets.test):
+            raise ValueError(f"sample: got {i}, expected an index below the {len(sets.test)} test samples of {name}")
+    batch = [sets.test[i] for i in indices]
+    x, y = torch.stack([b[0] for b in batch]).float(), torch.tensor([b[1] for b in batch])
+    return model_input(x, y, sets.info, batch_augment(sets.info, options, sets.size))
+
+
+def example_input(name: str, T: int, options: Mapping[str, Any]) -> torch.Tensor:
+    """A zero batch of one sample in the model's input layout, from the config alone (no file is
+    read): ``[1, C, H, W]`` for images, ``[T, 1, C, H, W]`` for event frames."""
+    spec = get(name)
+    x = torch.zeros(1, spec.in_channels, *input_size(name, options))
+    if spec.kind == "frames":
+        x = x.unsqueeze(1).expand(1, T, *x.shape[1:])
+    return model_input(x, torch.zeros(1, dtype=torch.long), spec)[0]
+
+
 def cache_folder(name: str, root: str, spec: FrameSpec, cache_dir: Optional[str] = None) -> str:
     """Where the frames of ``spec`` live: ``CACHE_DIR/<dataset>/T..-<hash>`` (default CACHE_DIR:
     ``<root>/adalif_frames``)."""

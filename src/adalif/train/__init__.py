@@ -1,4 +1,5 @@
-"""Training on PyTorch Lightning: configs, the LightningModule, data, callbacks and the CLI.
+"""Training on PyTorch Lightning: configs, the LightningModule, data and callbacks (the command line
+is :mod:`adalif.cli`).
 
 The Python API, for notebooks and scripts (docs/training.md, "From Python")::
 

@@ -152,6 +152,8 @@ class TrainerConfig:
         logger: where to watch training besides the CSV log the reports read: tensorboard (default;
             ``tensorboard --logdir OUTPUT_DIR``), none, or a Lightning logger whose package is
             installed: wandb, mlflow, comet, neptune.
+        threads: PyTorch's CPU threads per process (``torch.set_num_threads``); default: PyTorch's own
+            (one per core).
     """
 
     max_epochs: int = 10
@@ -171,6 +173,7 @@ class TrainerConfig:
     max_steps: int = -1
     progress_bar: bool = True
     logger: str = "tensorboard"
+    threads: Optional[int] = None
 
 
 @dataclass
@@ -273,6 +276,7 @@ def _check_trainer(t: "TrainerConfig") -> None:
     accelerators = ["auto", "gpu", *sorted(AcceleratorRegistry.available_accelerators())]
     _check(t.accelerator in accelerators, "trainer.accelerator", t.accelerator, f"one of {accelerators}")
     _check(t.logger in LOGGERS, "trainer.logger", t.logger, f"one of {list(LOGGERS)}")
+    _check(t.threads is None or t.threads >= 1, "trainer.threads", t.threads, "an integer >= 1 (or null: PyTorch's default)")
     if t.logger not in ("tensorboard", "none"):
         import importlib.util
 

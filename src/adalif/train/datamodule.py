@@ -107,25 +107,20 @@ class SpikingDataModule(L.LightningDataModule):
         return self.sets.test
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Augment on the device, then make event batches ``[B, T, C, H, W]`` time-major: the one
-        place where the layout changes (the model never guesses it)."""
+        """Augment on the device and make event batches time-major (:func:`registry.model_input`,
+        the one place where the layout changes: the model never guesses it)."""
         x, y = batch
-        if self.augment is not None:
-            x, y = self._augment(x, y)
-        if self.info.kind == "frames":
-            x = x.transpose(0, 1)
-        return x, y
-
-    def _augment(self, x, y):
-        self.augment.to(x.device)
         trainer = self.trainer
-        if trainer is None or not trainer.training:
-            return self.augment(x, y, train=False)
+        if self.augment is None or trainer is None or not trainer.training:
+            if self.augment is not None:
+                self.augment.to(x.device)
+            return registry.model_input(x, y, self.info, self.augment)
+        self.augment.to(x.device)
         stream = (self.seed * 1_000_003 + trainer.global_step) * 4099 + trainer.global_rank
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
             torch.manual_seed(stream)
-            return self.augment(x, y, train=True)
+            return registry.model_input(x, y, self.info, self.augment, train=True)
 
     def train_dataloader(self) -> DataLoader:
         trainer = self.trainer

@@ -137,6 +137,8 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
     start = time.perf_counter()
     fresh = not os.path.exists(os.path.join(cfg.output_dir, run_name(cfg))) or (cfg.overwrite and not cfg.resume)
     run_dir = _prepare_run_dir(cfg)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
     try:
         resume, done = _resume_path(cfg, run_dir)
         data, module = build(cfg)
@@ -147,6 +149,9 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
                 what = (f"resuming {run_name(cfg)} after epoch {done} of {cfg.trainer.max_epochs}" if resume else
                         f"training {run_name(cfg)} for {cfg.trainer.max_epochs} epochs")
                 print(f"adalif: {what} -> {run_dir} (checkpoints/, logs/, summary.json)", flush=True)
+                hint = busy_machine_hint(cfg)
+                if hint:
+                    print(f"adalif: {hint}", flush=True)
             trainer.fit(module, datamodule=data, ckpt_path=resume)
     except BaseException as err:
         _after_failure(run_dir, fresh, err)
@@ -178,6 +183,22 @@ def _library_warnings_silenced(resuming: bool):
         if resuming:
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty\.")
         yield
+
+
+def busy_machine_hint(cfg: RunConfig) -> Optional[str]:
+    """A line of advice when a CPU run starts with several threads on a machine that is already
+    busy: there, each parallel operation waits for its slowest thread, and training slows down 2-3x
+    more than the load explains (benchmarks/under_load.py; docs/training.md). The thread count is
+    not changed behind the user's back: it changes the last bits of the results."""
+    if cfg.trainer.accelerator not in ("cpu", "auto") or (cfg.trainer.accelerator == "auto" and torch.cuda.is_available()):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if torch.get_num_threads() <= 1 or load < cores:
+        return None
+    return (f"this machine is busy (load {load:.1f} on {cores} cores): with {torch.get_num_threads()} threads "
+            "training slows down more than the load explains; --trainer.threads 1 degrades in proportion "
+            "(results then differ in their last digits from a run with more threads)")
 
 
 def _after_failure(run_dir: str, fresh: bool, err: BaseException) -> None:
@@ -232,6 +253,8 @@ def load_checkpoint(checkpoint: str, overrides: Optional[Dict[str, Any]] = None,
 def evaluate(checkpoint: str, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, float]:
     """Test accuracy and firing rate of a checkpoint, with the config it recorded."""
     module, cfg = load_checkpoint(checkpoint, overrides)
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
     data = SpikingDataModule(cfg.data, seed=cfg.trainer.seed)
     with quiet_lightning(), _library_warnings_silenced(False):
         trainer = L.Trainer(
@@ -280,11 +303,7 @@ def export_nir(checkpoint: str, out: str, dt: float = 1e-4) -> str:
     from ..export import to_nir
 
     module, cfg = load_checkpoint(checkpoint, check_files=False)
-    side = registry.input_size(cfg.data.name, cfg.data.options)[0]
-    spec = registry.get(cfg.data.name)
-    sample = torch.zeros(1, spec.in_channels, side, side)
-    if spec.kind == "frames":
-        sample = sample.unsqueeze(0).expand(cfg.data.T, *sample.shape)
+    sample = registry.example_input(cfg.data.name, cfg.data.T, cfg.data.options)
     try:
         graph = to_nir(module.model, sample, dt=dt)
     except ValueError as err:  # the network holds what NIR cannot express: say which layer and why

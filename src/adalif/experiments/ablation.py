@@ -77,7 +77,7 @@ def _train_variant(cfg, folder: str, name: str, neuron: Dict, trainer) -> Tuple[
 def _neuron_parameters(run_dir: str) -> int:
     """Parameters that the neurons add to the model of a finished run (its last checkpoint)."""
     from ..train.run import load_checkpoint
-    from .operations import parameter_overhead
+    from ..analysis.operations import parameter_overhead
 
     path = os.path.join(run_dir, "checkpoints", "last.ckpt")
     if not os.path.isfile(path):

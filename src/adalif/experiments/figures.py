@@ -25,7 +25,7 @@ def spike_rasters(checkpoints: List[str], layer: str, out: str, sample: int = 0,
     from ..data import registry
     from ..errors import ConfigError
     from ..train.run import load_checkpoint
-    from .hooks import run_hooked
+    from ..analysis.hooks import run_hooked
     from .report import _figure
 
     os.makedirs(out, exist_ok=True)
@@ -36,14 +36,7 @@ def spike_rasters(checkpoints: List[str], layer: str, out: str, sample: int = 0,
         if layer not in modules:
             raise ConfigError(f"layer: {layer!r} is not a module of {path}; its neuron layers are "
                               f"{[n for n, m in modules.items() if hasattr(m, 'dynamics')]}")
-        sets = registry.build(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)
-        x, _ = sets.test[sample]
-        x = x.float().unsqueeze(0)
-        augment = registry.batch_augment(sets.info, cfg.data.options, sets.size)
-        if augment is not None:
-            x, _ = augment(x, torch.zeros(1, dtype=torch.long), train=False)
-        if x.dim() == 5:
-            x = x.transpose(0, 1)
+        x, _ = registry.test_inputs(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options, [sample])
         seen = {}
         run_hooked(module.model, x, [(modules[layer], lambda m, i, o: seen.__setitem__("s", o[:, 0].reshape(o.shape[0], -1)))])
         name = os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(path))))
