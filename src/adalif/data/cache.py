@@ -11,12 +11,14 @@ half-written cache. ``meta.json`` stores the labels, the sample names and the sp
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
@@ -119,6 +121,24 @@ def _run_job(args):
     return index, frames_of(job, reader, sensor, spec)
 
 
+@contextlib.contextmanager
+def _workers_skip_main():
+    """Start spawned workers without the parent's ``__main__``. A spawned process imports the
+    parent's main script (or module) again, to find what it defines; the pool's work and arguments
+    all live in adalif, so the workers need none of it. Hidden while they start, a user's script
+    without an ``if __name__ == "__main__":`` guard is not run again in every worker (which would
+    fail, or start a pool of its own). Written by hand: multiprocessing has no switch for this."""
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    try:
+        for key in saved:
+            setattr(main, key, None) if key == "__spec__" else delattr(main, key)
+        yield
+    finally:
+        for key, value in saved.items():
+            setattr(main, key, value)
+
+
 def build(layout: Layout, spec: FrameSpec, target: str, workers: Optional[int] = None, progress: bool = True) -> None:
     """Write the cache of ``layout`` to the folder ``target`` (temporary folder, then rename)."""
     from tqdm.auto import tqdm
@@ -145,7 +165,8 @@ def build(layout: Layout, spec: FrameSpec, target: str, workers: Optional[int] =
             pool = None
         else:
             # spawn: forking a process whose torch/OpenMP threads are running can deadlock.
-            pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
+            with _workers_skip_main():
+                pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_worker_init)
             results = pool.imap_unordered(_run_job, tasks, chunksize=max(1, len(tasks) // (workers * 16)))
         try:
             for index, frames in results:
