@@ -126,7 +126,11 @@ def _lif_setup(ctx, inputs, output):
     x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl = inputs[:13]
     _, h_seq, _ = output
     ctx.set_materialize_grads(False)
-    ctx.save_for_backward(h_seq, x, v0, alpha, beta, gamma)
+    # The input enters the backward only through alpha's gradient: without it (LIF's fixed alpha),
+    # keep a stride-0 stand-in of its shape and dtype instead of the tensor (one float per neuron
+    # and step less kept for backward; the gradients do not change).
+    kept = x if ctx.needs_input_grad[2] else x.new_zeros(()).expand(x.shape)
+    ctx.save_for_backward(h_seq, kept, v0, alpha, beta, gamma)
     ctx.config = (v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, impl)
 
 

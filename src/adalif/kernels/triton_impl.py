@@ -214,7 +214,7 @@ def lif_backward(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold,
     a, b = alpha.to(cd).contiguous(), beta.to(cd).contiguous()
     _lif_bwd_kernel[_grid(n)](
         grad_s.contiguous(), grad_h.contiguous() if has_gh else h_seq, grad_v.to(cd).contiguous(), h_seq,
-        x.contiguous(), v0.to(cd).contiguous(), a, b, grad_x, grad_v0, *acc,
+        x.contiguous() if need_alpha else h_seq, v0.to(cd).contiguous(), a, b, grad_x, grad_v0, *acc,
         n, T, I, a.numel(), b.numel(), float(v_threshold), float(v_reset), float(hard), float(not detach), sg_a, sg_c,
         KIND=kind, HAS_GH=has_gh, NEED_A=need_alpha, NEED_B=need_beta, NEED_G=need_gamma,
         DT=_dt(cd), BLOCK=BLOCK,

@@ -22,6 +22,21 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
 
 
 @dataclass
+class MemoryConfig:
+    """What a training step keeps for backward (docs/training.md, "Training memory"); both
+    settings give bit-identical gradients.
+
+    Args:
+        spikes: packed (the spikes that layers keep for backward stored as bits: about a quarter less
+            memory, about 5 % more time on the CPU) or plain.
+        checkpoint: blocks (keep only each block's input and recompute the block in backward) or none.
+    """
+
+    spikes: str = "plain"
+    checkpoint: str = "none"
+
+
+@dataclass
 class ModelConfig:
     """The network.
 
@@ -31,11 +46,20 @@ class ModelConfig:
         neuron: neuron spec: lif, plif, dalif, arlif, or a dict of constructor arguments with
             'name', e.g. {"name": "arlif", "decay": 0.2}.
         options: model arguments, e.g. {"stem": 64}, {"dropout": 0.4}, {"input_size": 64}.
+        memory: training memory: spikes packed|plain, checkpoint blocks|none.
     """
 
     name: str = "digits_cnn"
     neuron: Union[str, Dict[str, Any]] = "dalif"
     options: Dict[str, Any] = field(default_factory=dict)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.memory, dict):  # from a checkpoint's or a dict's config
+            unknown = sorted(set(self.memory) - {"spikes", "checkpoint"})
+            if unknown:
+                raise ConfigError(f"model.memory.{unknown[0]}: not an option; expected spikes or checkpoint")
+            self.memory = MemoryConfig(**self.memory)
 
 
 @dataclass
@@ -239,6 +263,12 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
     from ..models import list_models, model_for_data
 
     _check(cfg.model.name in list_models(), "model.name", cfg.model.name, f"one of {list_models()}")
+    from ..memory import MEMORY_CHECKPOINT, MEMORY_SPIKES
+
+    _check(cfg.model.memory.spikes in MEMORY_SPIKES, "model.memory.spikes", cfg.model.memory.spikes,
+           f"one of {list(MEMORY_SPIKES)}")
+    _check(cfg.model.memory.checkpoint in MEMORY_CHECKPOINT, "model.memory.checkpoint", cfg.model.memory.checkpoint,
+           f"one of {list(MEMORY_CHECKPOINT)}")
     check_options(cfg.data.name, cfg.data.options)
     _check(cfg.data.T >= 1, "data.T", cfg.data.T, "an integer >= 1")
     _check(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "an integer >= 1")
@@ -254,8 +284,16 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
     _check_trainer(cfg.trainer)
     info = dataset_spec(cfg.data.name)
     with torch.device("meta"):
-        model_for_data(cfg.model.name, cfg.model.neuron, cfg.model.options, num_classes=info.num_classes,
-                       in_channels=info.in_channels, T=cfg.data.T, input_size=input_size(cfg.data.name, cfg.data.options)[0])
+        model = model_for_data(cfg.model.name, cfg.model.neuron, cfg.model.options, num_classes=info.num_classes,
+                               in_channels=info.in_channels, T=cfg.data.T,
+                               input_size=input_size(cfg.data.name, cfg.data.options)[0])
+    if cfg.model.memory.checkpoint == "blocks":
+        from ..memory import default_container
+
+        try:
+            default_container(model)
+        except ValueError as err:
+            raise ConfigError(f"model.memory.{err}") from None
     SpikingLoss(**asdict(cfg.loss))
     if check_files:  # last: the only check that reads the disk
         check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)

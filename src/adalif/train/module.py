@@ -14,6 +14,7 @@ import torch
 from torchmetrics import MeanMetric, SumMetric
 
 from ..losses import SpikingLoss, hard_labels, predict
+from ..memory import training_memory
 from ..models import model_for_data
 from ..definitions import definition_of
 from ..neurons import Neuron
@@ -30,6 +31,9 @@ class SpikingClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         mc, self.optim_cfg, self.schedule_cfg = ModelConfig(**model), OptimConfig(**optim), ScheduleConfig(**schedule)
+        # What a training step keeps for backward (adalif.memory). A compiled model keeps what the
+        # compiler decides: the hooks that pack spikes do not reach inside a compiled graph.
+        self.memory = (mc.memory.spikes, mc.memory.checkpoint) if not compile else ("plain", "none")
         self.model = model_for_data(mc.name, mc.neuron, mc.options, num_classes=num_classes, in_channels=in_channels,
                                     T=T, input_size=input_size)
         self.criterion = SpikingLoss(**vars(LossConfig(**loss)))
@@ -45,8 +49,13 @@ class SpikingClassifier(L.LightningModule):
 
     def _step(self, batch, stage: str):
         x, y = batch
-        logits = self(x)
-        loss = self.criterion(logits, y)
+        if stage == "train":
+            with training_memory(self.model, *self.memory):
+                logits = self(x)
+                loss = self.criterion(logits, y)
+        else:
+            logits = self(x)
+            loss = self.criterion(logits, y)
         acc = (predict(logits) == hard_labels(y)).float().mean()
         n = y.shape[0]  # explicit: Lightning would guess T from a time-major batch
         if stage == "train":

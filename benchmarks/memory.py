@@ -1,0 +1,188 @@
+"""Peak training memory and step time of the memory settings (docs/training.md, "Training memory").
+
+    .venv/bin/python benchmarks/memory.py                       # ResNet-19 and VGGSNN, every setting
+    .venv/bin/python benchmarks/memory.py --small               # tiny shapes (a smoke run)
+
+Networks (the issue's): ResNet-19 on CIFAR-shaped input (T = 4, batch 32) and VGGSNN on
+CIFAR10-DVS-shaped input (2x48x48, T = 10, batch 8), with LIF neurons, one SGD step per iteration.
+
+Settings: adalif's ``memory`` options (spikes plain|packed x checkpoint none|blocks), and the same
+network with SpikingJelly 2.0.0's ``LIFNode`` (multi-step) in place of adalif's
+neurons, plain and with its memory optimiser (``memopt.optimize_memory`` level 1: checkpointing of
+the target modules with 1-bit compression of binary inputs; levels 2-4 need CUDA), when
+SpikingJelly 2.0.0 is importable (``PYTHONPATH``).
+
+Each setting runs in a fresh process. Memory: on CUDA ``torch.cuda.max_memory_allocated`` over
+the timed steps; on the CPU the peak resident set size during the timed steps (sampled every
+millisecond from /proc/self/statm, with glibc's mmap threshold fixed at 64 KiB so that freed
+tensors leave the resident set) minus the resident set before them, after a warm-up step (which
+also compiles the fused neuron kernels). Time: the median of the timed steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+CASES = {  # name: (model, model kwargs, input shape, time-major)
+    "resnet19": ("resnet19", {"T": 4, "num_classes": 10}, (32, 3, 32, 32), False),
+    "vggsnn": ("vggsnn", {"T": 10, "num_classes": 10, "input_size": 48}, (10, 8, 2, 48, 48), True),
+}
+SMALL = {
+    "resnet19": ("resnet19", {"T": 2, "num_classes": 10}, (4, 3, 16, 16), False),
+    "vggsnn": ("vggsnn", {"T": 3, "num_classes": 10, "input_size": 16}, (3, 2, 2, 16, 16), True),
+}
+SETTINGS = ["plain", "packed", "blocks", "packed+blocks", "sj", "sj-memopt"]
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class _PeakSampler:
+    def __init__(self) -> None:
+        self.peak, self.running = 0, True
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, _rss_bytes())
+            time.sleep(0.001)
+
+    def __enter__(self):
+        self.peak = _rss_bytes()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.running = False
+        self.thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+def _spikingjelly_neurons(model, targets):
+    """The model with every adalif neuron replaced by SpikingJelly's multi-step LIFNode."""
+    from spikingjelly.activation_based import neuron as sj_neuron
+
+    from adalif.neurons import Neuron
+
+    for name, module in list(model.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, Neuron):
+                setattr(module, child_name, sj_neuron.LIFNode(tau=2.0, step_mode="m"))
+    return model
+
+
+def worker(case: str, setting: str, steps: int, small: bool, device: str) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    from adalif import memory
+    from adalif.models import create_model
+    from adalif.models.resnet import BasicBlock
+
+    torch.manual_seed(0)
+    name, kwargs, shape, _ = (SMALL if small else CASES)[case]
+    model = create_model(name, neuron="lif", **kwargs)
+    x = torch.rand(*shape, device=device)
+    if case == "vggsnn":  # event counts
+        x = (x > 0.8).float()
+    y = torch.randint(0, 10, (shape[1] if x.dim() == 5 else shape[0],), device=device)
+    targets = (BasicBlock,) if case == "resnet19" else (torch.nn.Sequential,)
+    if setting.startswith("sj"):
+        _spikingjelly_neurons(model, targets)
+    model.to(device).train()
+    if setting == "sj-memopt":
+        from spikingjelly.activation_based import memopt
+
+        memopt.optimize_memory(model, targets, lambda m: m(x), level=1, compress=True)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    spikes = "packed" if "packed" in setting else "plain"
+    checkpoint = "blocks" if "blocks" in setting else "none"
+
+    def step():
+        if setting.startswith("sj"):
+            from spikingjelly.activation_based import functional as sj_functional
+
+            sj_functional.reset_net(model)
+        opt.zero_grad(set_to_none=True)
+        with memory.training_memory(model, spikes, checkpoint):
+            out = model(x)
+            loss = F.cross_entropy(out.mean(0), y)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up: compiles the fused kernels, allocates gradients and momentum
+    times = []
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        for _ in range(steps):
+            start = time.perf_counter()
+            step()
+            torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        import gc
+
+        gc.collect()
+        base = _rss_bytes()
+        with _PeakSampler() as sampler:
+            for _ in range(steps):
+                start = time.perf_counter()
+                step()
+                times.append(time.perf_counter() - start)
+        peak = sampler.peak - base
+    return {"case": case, "setting": setting, "peak_mb": peak / 2**20, "step_s": statistics.median(times)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--settings", nargs="+", default=SETTINGS, choices=SETTINGS)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per setting (after one warm-up step)")
+    parser.add_argument("--small", action="store_true", help="tiny shapes")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--json", default=None, help="also write the results to this file")
+    parser.add_argument("--worker", nargs=2, metavar=("CASE", "SETTING"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print("RESULT " + json.dumps(worker(*args.worker, args.steps, args.small, args.device)))
+        return
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    results = []
+    print(f"device: {args.device}; each setting in a fresh process; {args.steps} timed steps after a warm-up\n")
+    print("| network | setting | peak memory (MB) | vs plain | step (s) | vs plain |\n|---|---|---|---|---|---|")
+    for case in args.cases:
+        plain = None
+        for setting in args.settings:
+            cmd = [sys.executable, __file__, "--worker", case, setting, "--steps", str(args.steps), "--device", args.device]
+            out = subprocess.run(cmd + (["--small"] if args.small else []), capture_output=True, text=True, env=env)
+            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+            if line is None:
+                reason = (out.stderr.strip().splitlines() or ["no output"])[-1][:120]
+                print(f"| {case} | {setting} | not run: {reason} | | | |", flush=True)
+                continue
+            r = json.loads(line[len("RESULT "):])
+            results.append(r)
+            if setting == "plain":
+                plain = r
+            rel = (lambda k: f"{100 * (r[k] / plain[k] - 1):+.0f} %") if plain else (lambda k: "")
+            print(f"| {case} | {setting} | {r['peak_mb']:.0f} | {rel('peak_mb')} | {r['step_s']:.2f} | {rel('step_s')} |",
+                  flush=True)
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Training memory (adalif.memory): spikes kept as bits and checkpointed blocks give gradients and
+batch-norm statistics bit-identical to a plain run, and the packing really happens."""
+
+import pytest
+import torch
+from torch import nn
+
+from adalif import memory
+from adalif.models import create_model
+from adalif.neurons import Neuron
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 1000, 4099])
+def test_bits_round_trip(n):
+    x = (torch.rand(n) > 0.6).float()
+    packed = memory.pack_bits(x)
+    assert packed.dtype == torch.uint8 and packed.numel() == -(-n // 8)
+    assert torch.equal(memory.unpack_bits(packed, n, torch.float32), x)
+    assert torch.equal(memory.unpack_bits(packed, n, torch.bfloat16), x.bfloat16())
+
+
+def _step(model, x, spikes="plain", checkpoint="none", packs=None, unpacked_spikes=None):
+    """One training step's gradients and buffers; ``packs`` collects the packed saves,
+    ``unpacked_spikes`` the saves of a neuron's output (or a view of it) left as floats."""
+    model.zero_grad(set_to_none=True)
+    outputs, handles = [], []  # every neuron output, kept alive so that no address is reused
+    if packs is not None:
+        original = memory._pack_hook
+        handles = [m.register_forward_hook(lambda m, i, o: outputs.append(o)) for m in model.modules()
+                   if isinstance(m, Neuron)]
+
+        def counting(t):
+            out = original(t)
+            if isinstance(out, memory._Packed):
+                packs.append(out)
+            elif any(t.untyped_storage().data_ptr() == o.untyped_storage().data_ptr() for o in outputs):
+                unpacked_spikes.append(tuple(t.shape))
+            return out
+        memory._pack_hook = counting
+    try:
+        with memory.training_memory(model, spikes, checkpoint):
+            out = model(x)
+            loss = (out.float() ** 2).mean()
+    finally:
+        if packs is not None:
+            memory._pack_hook = original
+        for handle in handles:
+            handle.remove()
+    loss.backward()
+    return [p.grad.clone() for p in model.parameters()], [b.clone() for b in model.buffers()], loss.detach()
+
+
+def _fresh(name, neuron, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return create_model(name, neuron=neuron, num_classes=10, **kwargs).train()
+
+
+CASES = [
+    ("resnet19", "lif", dict(T=2), (2, 3, 16, 16)),
+    ("resnet19", "dalif", dict(T=2), (2, 3, 16, 16)),
+    ("vggsnn", "lif", dict(T=3, input_size=16, dropout=0.3), (3, 2, 2, 16, 16)),
+    ("vggsnn", "arlif", dict(T=2, input_size=16), (2, 2, 2, 16, 16)),
+]
+
+
+@pytest.mark.parametrize("name, neuron, kwargs, shape", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
+@pytest.mark.parametrize("spikes, checkpoint", [("packed", "none"), ("plain", "blocks"), ("packed", "blocks")])
+def test_gradients_and_statistics_are_bit_identical_to_a_plain_run(name, neuron, kwargs, shape, spikes, checkpoint):
+    x = torch.rand(*shape)
+    plain_model, model = _fresh(name, neuron, **kwargs), _fresh(name, neuron, **kwargs)
+    torch.manual_seed(1)  # the same dropout masks for both (the checkpointed one recomputes its own)
+    grads, buffers, loss = _step(plain_model, x)
+    torch.manual_seed(1)
+    packs, unpacked = [], []
+    got_grads, got_buffers, got_loss = _step(model, x, spikes, checkpoint, packs, unpacked)
+    assert torch.equal(loss, got_loss)
+    assert all(torch.equal(a, b) for a, b in zip(grads, got_grads))
+    # Running mean, variance and batch count: updated once per step, as in the plain run.
+    assert all(torch.equal(a, b) for a, b in zip(buffers, got_buffers))
+    kept = {id(p.bits) for p in packs}
+    if spikes == "packed":
+        # No spike tensor is kept as floats; each is stored once as bits, however many layers
+        # read it (a residual block's two convolutions). Without checkpointing, every neuron's
+        # spikes but the last feature layer's (global pooling keeps only their shape) are kept.
+        assert unpacked == []
+        if checkpoint == "none":
+            assert len(kept) >= sum(isinstance(m, Neuron) for m in model.modules()) - 1
+        else:  # the input of every checkpointed segment but the first
+            assert len(kept) >= len(memory.segments(model.features)) - 1
+
+
+def test_a_spike_tensor_changed_in_place_is_not_packed():
+    """The mark records the tensor's version: once changed in place (no longer binary), it is
+    saved as it is, and the gradients stay right."""
+
+    class Doubling(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.neuron = create_model("digits_cnn", neuron="lif", num_classes=10, T=2).features[1]
+            self.fc = nn.Linear(32, 3)
+
+        def forward(self, x):
+            s = self.neuron(x)
+            s.mul_(2)  # no longer 0/1
+            return self.fc(s)
+
+    torch.manual_seed(0)
+    model = Doubling()
+    x = torch.randn(2, 4, 32) + 1
+    grads, _, _ = _step(model, x)
+    packs, unpacked = [], []
+    got, _, _ = _step(model, x, "packed", packs=packs, unpacked_spikes=unpacked)
+    assert packs == [] and unpacked and all(torch.equal(a, b) for a, b in zip(grads, got))
+
+
+def test_segments_end_in_spikes():
+    model = create_model("resnet19", neuron="lif", num_classes=10, T=2)
+    parts = memory.segments(model.features)
+    assert len(parts) == 1 + 8  # the stem (conv, BN, neuron), then one per residual block
+    assert all(any(isinstance(m, Neuron) for m in part[-1].modules()) for part in parts)
+    vgg = create_model("vggsnn", neuron="lif", num_classes=10, T=2, input_size=16)
+    assert [len(p) for p in memory.segments(vgg.features)] == [3, 3, 4, 3, 4, 3, 4, 4]
+    with pytest.raises(ValueError, match="container="):
+        memory.default_container(nn.Linear(2, 2))
+
+
+def test_training_with_both_settings_ends_with_the_same_weights(tmp_path):
+    """Through the config (model.memory) and Lightning: three steps of the digits DA-LIF recipe,
+    plain and with packed spikes and checkpointed blocks, end bit-identical."""
+    from adalif.cli import main, parse_config
+    from adalif.safe_load import load_torch
+    from adalif.train.run import train
+
+    states = []
+    for spikes, checkpoint in (("plain", "none"), ("packed", "blocks")):
+        cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path / spikes),
+                            "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
+                            "--trainer.limit_val_batches", "1", "--trainer.progress_bar", "false",
+                            "--trainer.logger", "none", "--model.memory.spikes", spikes,
+                            "--model.memory.checkpoint", checkpoint])
+        run = train(cfg).run_dir
+        states.append(load_torch(f"{run}/checkpoints/last.ckpt")["state_dict"])
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert main(["train", "--config", "configs/digits_dalif.yaml", "--model.memory.spikes", "bits",
+                 "--output_dir", str(tmp_path / "bad")]) == 2
