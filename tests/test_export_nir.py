@@ -140,3 +140,48 @@ def test_export_nir_command_writes_the_graph_of_a_trained_checkpoint(tmp_path, m
     run = train(arlif).run_dir
     assert main(["export-nir", f"{run}/checkpoints/last.ckpt", str(tmp_path / "x.nir")]) == 2
     assert not (tmp_path / "x.nir").exists()
+
+
+def test_time_major_layers_get_sample_types_and_run_like_the_network():
+    """A plain nn.Flatten(2) and nn.Linear called on [T, B, ...] (not inside a SeqToANN): the NIR
+    types leave out time and batch (Flatten of [4, 6, 6] from dimension 0, an input of (20,))."""
+    torch.manual_seed(0)
+    model = nn.Sequential(SeqToANN(nn.Conv2d(1, 4, 3, padding=1)), LIF(tau=2.0, backend="reference"), nn.Flatten(2),
+                          nn.Linear(4 * 6 * 6, 5), LIF(tau=2.0, v_threshold=0.3, backend="reference")).double().eval()
+    with torch.no_grad():  # make every layer fire sometimes
+        model[3].weight.mul_(8.0)
+        model[3].bias.fill_(0.3)
+    x = torch.rand(3, 2, 1, 6, 6, dtype=torch.float64) * 3
+    graph = to_nir(model, x, dt=DT)
+    flatten = next(n for n in graph.nodes.values() if isinstance(n, nir.Flatten))
+    assert list(flatten.input_type["input"]) == [4, 6, 6] and flatten.start_dim == 0 and flatten.end_dim == -1
+    assert list(graph.nodes["input"].input_type["input"]) == [1, 6, 6]
+    spikes = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: spikes.__setitem__(n, o)) for n, m in model.named_modules()
+             if isinstance(m, LIF)]
+    with torch.no_grad():
+        expect = model(x)
+    for h in hooks:
+        h.remove()
+    out, nir_spikes = run_nir(graph, x)
+    assert all(torch.equal(nir_spikes[n], s) and 0 < s.mean() < 1 for n, s in spikes.items())
+    linear = to_nir(nn.Sequential(nn.Linear(20, 5), LIF()), torch.rand(3, 2, 20))
+    assert list(linear.nodes["input"].input_type["input"]) == [20]
+
+
+@pytest.mark.parametrize("layer, message", [
+    (nn.AvgPool2d(2, padding=1, count_include_pad=False), "count_include_pad=False"),
+    (nn.AvgPool2d(3, stride=2, ceil_mode=True), "ceil_mode=True"),
+    (nn.AvgPool2d(2, divisor_override=3), "divisor_override=3"),
+    (nn.BatchNorm2d(2, track_running_stats=False), "without running statistics"),
+])
+def test_layer_options_nir_would_compute_differently_are_refused_by_name(layer, message):
+    model = nn.Sequential(SeqToANN(nn.Conv2d(1, 2, 3, padding=1), layer), LIF())
+    with pytest.raises(ValueError, match=f"^0.1: .*{message}"):
+        to_nir(model.eval(), torch.rand(2, 1, 1, 5, 5))
+
+
+def test_flattening_time_or_batch_is_refused():
+    model = nn.Sequential(SeqToANN(nn.Conv2d(1, 2, 3, padding=1)), LIF(), nn.Flatten(1), nn.Linear(32, 3))
+    with pytest.raises(ValueError, match="^2: Flatten\\(start_dim=1\\) .* merges the time or batch dimension"):
+        to_nir(model, torch.rand(2, 1, 1, 4, 4))

@@ -14,9 +14,15 @@ is refused), and be one NIR can express:
   :math:`\\tau = dt/(1-\\beta)`, :math:`R = \\alpha/(1-\\beta)`, :math:`v_{leak} = v_{reset} = 0`
   (NIR's forward-Euler step is then exactly adalif's).
 
+NIR types describe one sample: a layer inside a ``SeqToANN`` sees ``[T*B, ...]`` and one called
+on the time-major tensor ``[T, B, ...]`` (a plain ``nn.Linear`` or ``nn.Flatten(2)``) sees both
+dimensions; either way they are left out of its types (and out of a Flatten's dimensions).
+
 Refused, with the layer's name and the reason, never exported wrongly: AR-LIF (adaptive reset and
 threshold), soft reset, a reset to a value other than 0, a negative temporal decay, max pooling,
-and anything else. NIR fires on :math:`v > v_{th}`, adalif on :math:`\\ge`: they differ on exact ties only.
+average pooling with ``ceil_mode=True``, with ``count_include_pad=False`` and padding, or with a
+``divisor_override`` other than 1, batch norm without running statistics, a Flatten that merges
+the time or batch dimension, and anything else. NIR fires on :math:`v > v_{th}`, adalif on :math:`\\ge`: they differ on exact ties only.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import torch
 from torch import nn
 
 from ..analysis.hooks import run_hooked
-from ..layers import SharedDropout, TimeBatchNorm
+from ..layers import SeqToANN, SharedDropout, TimeBatchNorm
 from ..definitions import definition_of
 from ..neurons import Neuron
 
@@ -44,23 +50,50 @@ class NIRExportError(ValueError):
 
 
 class _Call:
-    def __init__(self, name: str, module: nn.Module, inp: torch.Tensor, out: torch.Tensor) -> None:
-        self.name, self.module = name, module
+    """One layer call: ``lead`` is the number of leading dimensions that are not the sample's
+    (1: time folded into the batch, ``[T*B, ...]``, inside a ``SeqToANN``; 2: time-major
+    ``[T, B, ...]``); the NIR types are the shapes without them."""
+
+    def __init__(self, name: str, module: nn.Module, inp: torch.Tensor, out: torch.Tensor, lead: int) -> None:
+        self.name, self.module, self.lead = name, module, lead
         self.in_ptr, self.out_ptr = inp.data_ptr(), out.data_ptr()
         self.in_shape, self.out_shape = tuple(inp.shape), tuple(out.shape)
+
+    @property
+    def in_type(self) -> Tuple[int, ...]:
+        return self.in_shape[self.lead:]
+
+    @property
+    def out_type(self) -> Tuple[int, ...]:
+        return self.out_shape[self.lead:]
 
 
 def _record(model: nn.Module, sample: torch.Tensor) -> List[_Call]:
     calls: List[_Call] = []
     outer = {id(m.bn) for m in model.modules() if isinstance(m, TimeBatchNorm)}  # its child is folded with it
+    folded = {id(sub) for m in model.modules() if isinstance(m, SeqToANN) for sub in m.modules() if sub is not m}
     run_hooked(model, sample, [
-        (m, lambda mod, inputs, output, name=name: calls.append(_Call(name, mod, inputs[0], output)))
+        (m, lambda mod, inputs, output, name=name: calls.append(
+            _Call(name, mod, inputs[0], output, 1 if id(mod) in folded and not isinstance(mod, Neuron) else 2)))
         for name, m in model.named_modules() if isinstance(m, _LAYERS) and id(m) not in outer
     ])
     for prev, call in zip(calls, calls[1:]):
         if call.in_ptr != prev.out_ptr:
             raise NIRExportError(f"{call.name}: its input is not the output of {prev.name}; NIR export takes chains "
                                  f"of layers only (no residual connections or branches)")
+    # The time and batch sizes, from the neurons (always time-major): a layer called outside a
+    # SeqToANN must see them as its leading dimensions, one inside it their product.
+    lead = next((c.in_shape[:2] for c in calls if isinstance(c.module, Neuron)), None)
+    if lead is not None:
+        for call in calls:
+            ok = call.in_shape[:2] == lead if call.lead == 2 else call.in_shape[0] == lead[0] * lead[1]
+            if not ok:
+                raise NIRExportError(f"{call.name}: input {list(call.in_shape)} does not start with the time and batch "
+                                     f"dimensions {list(lead)} (time-major) or their product (inside a SeqToANN)")
+            m = call.module
+            if isinstance(m, nn.Flatten) and (m.start_dim if m.start_dim >= 0 else len(call.in_shape) + m.start_dim) < call.lead:
+                raise NIRExportError(f"{call.name}: Flatten(start_dim={m.start_dim}) on {list(call.in_shape)} merges the "
+                                     f"time or batch dimension into the sample's; NIR's Flatten works within a sample")
     return calls
 
 
@@ -95,6 +128,20 @@ def _fold(weight: torch.Tensor, bias: Optional[torch.Tensor], bn: nn.Module, sca
     return weight * factor.view(-1, *[1] * (weight.dim() - 1)), (bias - bn.running_mean) * factor + beta
 
 
+def _check_avg_pool(name: str, m: nn.AvgPool2d) -> None:
+    """Refuse the options of an average pooling that NIR's AvgPool2d/SumPool2d (a fixed window,
+    zero padding counted, floor of the output size) would compute differently."""
+    padded = any(p > 0 for p in (m.padding if isinstance(m.padding, (tuple, list)) else (m.padding,)))
+    if m.ceil_mode:
+        raise NIRExportError(f"{name}: AvgPool2d(ceil_mode=True) rounds the output size up; NIR's pooling rounds down")
+    if padded and not m.count_include_pad:
+        raise NIRExportError(f"{name}: AvgPool2d(count_include_pad=False) with padding divides border windows by "
+                             f"fewer values; NIR's AvgPool2d counts the padding")
+    if m.divisor_override not in (None, 1):
+        raise NIRExportError(f"{name}: AvgPool2d(divisor_override={m.divisor_override}) has no NIR node (only the "
+                             f"window size, AvgPool2d, or 1, SumPool2d)")
+
+
 def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
     """The ``nir.NIRGraph`` of ``model`` (run once on ``sample``: images ``[B, C, H, W]`` or a
     sequence ``[T, B, ...]``, B = 1 is enough). ``dt``: the time step NIR's continuous-time
@@ -120,7 +167,7 @@ def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
         if isinstance(m, nn.Conv2d):
             if m.padding_mode != "zeros":
                 raise NIRExportError(f"{call.name}: padding_mode={m.padding_mode!r}; NIR's Conv2d pads with zeros")
-            emit(key, nir.Conv2d(input_shape=call.in_shape[-2:], weight=weight.double().numpy(), stride=m.stride,
+            emit(key, nir.Conv2d(input_shape=call.in_type[-2:], weight=weight.double().numpy(), stride=m.stride,
                                  padding=m.padding, dilation=m.dilation, groups=m.groups, bias=b))
         else:
             emit(key, nir.Affine(weight=weight.double().numpy(), bias=b))
@@ -138,6 +185,9 @@ def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
             if synapse is None:
                 raise NIRExportError(f"{name}: batch norm that does not follow a conv or linear layer cannot be folded")
             bn, scale = (m.bn, m.scale) if isinstance(m, TimeBatchNorm) else (m, 1.0)
+            if bn.running_mean is None:
+                raise NIRExportError(f"{name}: batch norm without running statistics (track_running_stats=False) "
+                                     f"normalises with each batch's own; it cannot be folded into fixed weights")
             key, weight, bias, syn = synapse
             synapse = (key, *_fold(weight, bias, bn, scale), syn)
             continue
@@ -152,6 +202,8 @@ def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
             emit(name, nir.LIF(tau=dt / (1.0 - b), r=a / (1.0 - b), v_leak=np.zeros(shape), v_reset=np.zeros(shape),
                                v_threshold=np.full(shape, float(m.v_threshold))))
         elif isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
+            if isinstance(m, nn.AvgPool2d):
+                _check_avg_pool(name, m)
             if isinstance(m, nn.AdaptiveAvgPool2d):
                 (h, w), (oh, ow) = call.in_shape[-2:], call.out_shape[-2:]
                 if h % oh or w % ow:
@@ -164,14 +216,14 @@ def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
             node = nir.SumPool2d if summed else nir.AvgPool2d
             emit(name, node(kernel_size=np.array(kernel), stride=np.array(stride), padding=np.array(padding)))
         elif isinstance(m, nn.Flatten):
-            emit(name, nir.Flatten(input_type={"input": np.array(call.in_shape[1:])}, start_dim=m.start_dim - 1,
-                                   end_dim=m.end_dim if m.end_dim < 0 else m.end_dim - 1))
+            start = m.start_dim if m.start_dim >= 0 else len(call.in_shape) + m.start_dim  # >= lead: _record checked
+            end = m.end_dim if m.end_dim < 0 else m.end_dim - call.lead  # a negative end counts from the last either way
+            emit(name, nir.Flatten(input_type={"input": np.array(call.in_type)}, start_dim=start - call.lead,
+                                   end_dim=end))
         else:
             raise NIRExportError(f"{name}: {type(m).__name__} has no NIR node (max pooling, for instance, does not exist in NIR)")
     flush()
-    first, last = calls[0], calls[-1]
-    inputs = np.array(first.in_shape[1:] if not isinstance(first.module, Neuron) else first.in_shape[2:])
-    outputs = np.array(last.out_shape[1:] if not isinstance(last.module, Neuron) else last.out_shape[2:])
+    inputs, outputs = np.array(calls[0].in_type), np.array(calls[-1].out_type)
     nodes = {"input": nir.Input(input_type={"input": inputs}), **nodes, "output": nir.Output(output_type={"output": outputs})}
     chain = ["input", *order, "output"]
     return nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])), type_check=False)
