@@ -92,8 +92,8 @@ def export_parser() -> ArgumentParser:
         prog="adalif export-nir",
         description="Write the network of a checkpoint as a NIR graph (HDF5), for neuromorphic tools that read NIR. "
         "LIF, PLIF and DA-LIF neurons with hard reset to 0, convolutions, linear layers, average and sum pooling and "
-        "flatten are exported, batch norm folded; anything NIR cannot express (AR-LIF, soft reset, max pooling, "
-        "residual connections) is refused with the layer's name. Example: adalif export-nir "
+        "flatten are exported, batch norm folded, residual blocks as merging edges; anything NIR cannot express "
+        "(AR-LIF, soft reset, max pooling, pooling options NIR computes differently) is refused with the layer's name. Example: adalif export-nir "
         "runs/digits_dalif/checkpoints/best.ckpt digits.nir",
     )
     parser.add_argument("checkpoint", help="a .ckpt written by adalif train (or adalif import-weights)")

@@ -1,8 +1,12 @@
 """A network of LIF, PLIF and DA-LIF neurons as a ``nir.NIRGraph`` (docs/analysis.md, "NIR").
 
-The network runs once on a sample while forward hooks record the layers it calls, in order; the
-graph is that chain. Every layer must take the previous one's output (a residual add or a branch
-is refused), and be one NIR can express:
+The network runs once on a sample while forward hooks record the layers it calls, and a torch
+function mode records the additions between their outputs (a residual block's ``branch(x) +
+shortcut(x)``). Each layer's input is traced back, by storage, to the layers that produced it: one
+layer, the sum of several (NIR sums the incoming edges of a node, as nirtorch's executor does), or
+the network's input. The graph has a node per layer and an edge per producer, so chains, branches
+and residual merges export alike; an input from any other operation is refused. Each layer must
+be one NIR can express:
 
 * ``nn.Conv2d`` -> ``Conv2d``; ``nn.Linear`` -> ``Affine``; a following batch norm is folded into
   them with its eval statistics (and tdBN's scale): :math:`W' = W\\gamma s/\\sigma`,
@@ -32,6 +36,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode, _pop_mode_temporarily
 
 from ..analysis.hooks import run_hooked
 from ..layers import SeqToANN, SharedDropout, TimeBatchNorm
@@ -52,12 +57,13 @@ class NIRExportError(ValueError):
 class _Call:
     """One layer call: ``lead`` is the number of leading dimensions that are not the sample's
     (1: time folded into the batch, ``[T*B, ...]``, inside a ``SeqToANN``; 2: time-major
-    ``[T, B, ...]``); the NIR types are the shapes without them."""
+    ``[T, B, ...]``); the NIR types are the shapes without them. ``sources``: the keys of what
+    produced its input (layers, or "input"), summed."""
 
     def __init__(self, name: str, module: nn.Module, inp: torch.Tensor, out: torch.Tensor, lead: int) -> None:
         self.name, self.module, self.lead = name, module, lead
-        self.in_ptr, self.out_ptr = inp.data_ptr(), out.data_ptr()
         self.in_shape, self.out_shape = tuple(inp.shape), tuple(out.shape)
+        self.sources: List[str] = []
 
     @property
     def in_type(self) -> Tuple[int, ...]:
@@ -68,19 +74,112 @@ class _Call:
         return self.out_shape[self.lead:]
 
 
-def _record(model: nn.Module, sample: torch.Tensor) -> List[_Call]:
+class _Producers:
+    """Who produced each tensor of the recorded run, keyed by storage address: a layer, "input", or
+    a sum (the list of its operands' producers), with the tensor's version counter then. An
+    address is looked up while its tensor is alive, and forgotten when an unrecorded operation
+    writes a fresh tensor there, so a freed tensor whose memory was reused never answers for
+    another; a tensor changed in place since is refused."""
+
+    def __init__(self, sample: torch.Tensor) -> None:
+        self.by_address: Dict[int, Tuple[List[str], int]] = {sample.data_ptr(): (["input"], sample._version)}
+
+    def get(self, t: torch.Tensor) -> Optional[List[str]]:
+        found = self.by_address.get(t.data_ptr())
+        return None if found is None or found[1] != t._version else found[0]
+
+    def of(self, t: torch.Tensor, name: str) -> List[str]:
+        found = self.get(t)
+        if found is None:
+            raise NIRExportError(f"{name}: its input comes from an operation that NIR export does not record (only "
+                                 f"layers, their sums and the network's input are)")
+        return list(found)
+
+    def set(self, t: torch.Tensor, keys: List[str]) -> None:
+        self.by_address[t.data_ptr()] = (keys, t._version)
+
+    def forget(self, t: torch.Tensor) -> None:
+        self.by_address.pop(t.data_ptr(), None)
+
+
+_ADD = (torch.add, torch.Tensor.add, torch.Tensor.__add__, torch.Tensor.__radd__)
+# Operations that move or repeat a tensor's values without changing them (SeqToANN's folding of
+# time into the batch, the direct encoder's repetition): their output has the producers of their
+# input, even when it is a copy.
+_SAME_VALUES = {getattr(torch.Tensor, n) for n in ("reshape", "view", "flatten", "unflatten", "expand", "unsqueeze",
+                                                   "squeeze", "contiguous", "clone", "repeat")} | {
+    torch.reshape, torch.flatten, torch.unsqueeze, torch.squeeze, torch.clone}
+
+
+class _Additions(TorchFunctionMode):
+    """Records ``a + b`` of two recorded tensors as a sum of their producers, and carries the
+    producers through operations that only move values."""
+
+    def __init__(self, producers: _Producers) -> None:
+        super().__init__()
+        self.producers = producers
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not isinstance(out, torch.Tensor):
+            return out
+        first = args[0] if args and isinstance(args[0], torch.Tensor) else None
+        found = self.producers.get(first) if first is not None else None
+        if func in _ADD and len(args) == 2 and isinstance(args[1], torch.Tensor) and (kwargs or {}).get("alpha", 1) == 1:
+            other = self.producers.get(args[1])
+            if found is not None and other is not None and args[0].shape == args[1].shape:
+                self.producers.set(out, found + other)
+                return out
+        elif func in _SAME_VALUES and found is not None:
+            self.producers.set(out, found)
+            return out
+        if all(out.data_ptr() != a.data_ptr() for a in args if isinstance(a, torch.Tensor)):
+            self.producers.forget(out)  # a fresh tensor no layer made
+        return out
+
+
+def _without_mode(forward):
+    def run(*args, **kwargs):
+        with _pop_mode_temporarily():
+            return forward(*args, **kwargs)
+    return run
+
+
+def _record(model: nn.Module, sample: torch.Tensor) -> Tuple[List[_Call], List[str]]:
+    """The layer calls in order, each with the producers of its input, and the producers of the
+    network's output."""
     calls: List[_Call] = []
+    producers = _Producers(sample)
     outer = {id(m.bn) for m in model.modules() if isinstance(m, TimeBatchNorm)}  # its child is folded with it
     folded = {id(sub) for m in model.modules() if isinstance(m, SeqToANN) for sub in m.modules() if sub is not m}
-    run_hooked(model, sample, [
-        (m, lambda mod, inputs, output, name=name: calls.append(
-            _Call(name, mod, inputs[0], output, 1 if id(mod) in folded and not isinstance(mod, Neuron) else 2)))
-        for name, m in model.named_modules() if isinstance(m, _LAYERS) and id(m) not in outer
-    ])
-    for prev, call in zip(calls, calls[1:]):
-        if call.in_ptr != prev.out_ptr:
-            raise NIRExportError(f"{call.name}: its input is not the output of {prev.name}; NIR export takes chains "
-                                 f"of layers only (no residual connections or branches)")
+
+    pending: Dict[int, List[List[str]]] = {}  # a layer's input producers, looked up before it runs
+
+    def before(mod, inputs, name):
+        pending.setdefault(id(mod), []).append(producers.of(inputs[0], name))
+
+    def after(mod, inputs, output, name):
+        call = _Call(name, mod, inputs[0], output, 1 if id(mod) in folded and not isinstance(mod, Neuron) else 2)
+        call.sources = pending[id(mod)].pop()
+        calls.append(call)
+        producers.set(output, call.sources if isinstance(mod, _PASS) else [name])
+
+    layers = [(name, m) for name, m in model.named_modules() if isinstance(m, _LAYERS + _PASS) and id(m) not in outer]
+    handles = [m.register_forward_pre_hook(lambda mod, i, name=name: before(mod, i, name)) for name, m in layers]
+    neurons = [m for _, m in layers if isinstance(m, Neuron)]
+    for m in neurons:  # a neuron is one node: its inside runs without the mode (a compiled path could not trace it)
+        m.forward = _without_mode(m.forward)
+    try:
+        with _Additions(producers):
+            out = run_hooked(model, sample, [(m, lambda mod, i, o, name=name: after(mod, i, o, name))
+                                             for name, m in layers])
+    finally:
+        for handle in handles:
+            handle.remove()
+        for m in neurons:
+            del m.forward
+    outputs = producers.of(out, "output")
+    calls = [c for c in calls if not isinstance(c.module, _PASS)]
     # The time and batch sizes, from the neurons (always time-major): a layer called outside a
     # SeqToANN must see them as its leading dimensions, one inside it their product.
     lead = next((c.in_shape[:2] for c in calls if isinstance(c.module, Neuron)), None)
@@ -94,7 +193,7 @@ def _record(model: nn.Module, sample: torch.Tensor) -> List[_Call]:
             if isinstance(m, nn.Flatten) and (m.start_dim if m.start_dim >= 0 else len(call.in_shape) + m.start_dim) < call.lead:
                 raise NIRExportError(f"{call.name}: Flatten(start_dim={m.start_dim}) on {list(call.in_shape)} merges the "
                                      f"time or batch dimension into the sample's; NIR's Flatten works within a sample")
-    return calls
+    return calls, outputs
 
 
 def _decays(name: str, m: Neuron) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -148,82 +247,86 @@ def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
     neurons are discretised with."""
     import nir  # the export's own dependency; the rest of adalif does not need it
 
-    calls = _record(model, sample)
-    nodes: Dict[str, object] = {}
-    order: List[str] = []
-    synapse: Optional[Tuple[str, torch.Tensor, Optional[torch.Tensor], _Call]] = None  # pending conv/linear
-
-    def emit(key: str, node) -> None:
-        nodes[key] = node
-        order.append(key)
-
-    def flush() -> None:
-        nonlocal synapse
-        if synapse is None:
-            return
-        key, weight, bias, call = synapse
-        m = call.module
-        b = np.zeros(weight.shape[0]) if bias is None else bias.double().numpy()
-        if isinstance(m, nn.Conv2d):
-            if m.padding_mode != "zeros":
-                raise NIRExportError(f"{call.name}: padding_mode={m.padding_mode!r}; NIR's Conv2d pads with zeros")
-            emit(key, nir.Conv2d(input_shape=call.in_type[-2:], weight=weight.double().numpy(), stride=m.stride,
-                                 padding=m.padding, dilation=m.dilation, groups=m.groups, bias=b))
-        else:
-            emit(key, nir.Affine(weight=weight.double().numpy(), bias=b))
-        synapse = None
-
-    for call in calls:
-        m, name = call.module, call.name
-        if isinstance(m, _PASS):
-            continue
+    calls, outputs = _record(model, sample)
+    by_name = {c.name: c for c in calls}
+    consumers: Dict[str, int] = {}
+    for c in calls:
+        for key in c.sources:
+            consumers[key] = consumers.get(key, 0) + 1
+    for key in outputs:
+        consumers[key] = consumers.get(key, 0) + 1
+    # Fold each batch norm into the conv or linear layer that alone feeds it, and only it.
+    folded: Dict[str, Tuple[torch.Tensor, Optional[torch.Tensor]]] = {}
+    alias: Dict[str, str] = {}  # a folded batch norm -> its conv or linear layer
+    for c in calls:
+        m = c.module
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            flush()
-            synapse = (name, m.weight.detach(), None if m.bias is None else m.bias.detach(), call)
-            continue
-        if isinstance(m, (TimeBatchNorm, nn.BatchNorm1d, nn.BatchNorm2d)):
-            if synapse is None:
-                raise NIRExportError(f"{name}: batch norm that does not follow a conv or linear layer cannot be folded")
+            folded[c.name] = (m.weight.detach(), None if m.bias is None else m.bias.detach())
+        elif isinstance(m, (TimeBatchNorm, nn.BatchNorm1d, nn.BatchNorm2d)):
+            source = c.sources[0] if len(c.sources) == 1 else None
+            if source not in folded or consumers.get(source, 0) != 1:
+                raise NIRExportError(f"{c.name}: batch norm that does not follow a conv or linear layer cannot be folded")
             bn, scale = (m.bn, m.scale) if isinstance(m, TimeBatchNorm) else (m, 1.0)
             if bn.running_mean is None:
-                raise NIRExportError(f"{name}: batch norm without running statistics (track_running_stats=False) "
+                raise NIRExportError(f"{c.name}: batch norm without running statistics (track_running_stats=False) "
                                      f"normalises with each batch's own; it cannot be folded into fixed weights")
-            key, weight, bias, syn = synapse
-            synapse = (key, *_fold(weight, bias, bn, scale), syn)
+            folded[source] = _fold(*folded[source], bn, scale)
+            alias[c.name] = source
+    resolve = lambda key: alias.get(key, key)  # noqa: E731
+
+    nodes: Dict[str, object] = {"input": nir.Input(input_type={"input": np.array(_input_type(calls))})}
+    edges: List[Tuple[str, str]] = []
+    for c in calls:
+        m, name = c.module, c.name
+        if name in alias:
             continue
-        flush()
-        if isinstance(m, Neuron):
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            weight, bias = folded[name]
+            b = np.zeros(weight.shape[0]) if bias is None else bias.double().numpy()
+            if isinstance(m, nn.Conv2d):
+                if m.padding_mode != "zeros":
+                    raise NIRExportError(f"{name}: padding_mode={m.padding_mode!r}; NIR's Conv2d pads with zeros")
+                node = nir.Conv2d(input_shape=c.in_type[-2:], weight=weight.double().numpy(), stride=m.stride,
+                                  padding=m.padding, dilation=m.dilation, groups=m.groups, bias=b)
+            else:
+                node = nir.Affine(weight=weight.double().numpy(), bias=b)
+        elif isinstance(m, Neuron):
             alpha, beta = _decays(name, m)
             if (beta < 0).any() or (beta >= 1).any():
                 raise NIRExportError(f"{name}: temporal decay beta={beta.tolist()} outside [0, 1) has no NIR LIF "
                                      f"(tau = dt / (1 - beta) would be negative or infinite)")
-            shape = call.out_shape[2:]  # [T, B, *neuron shape]
-            a, b = _per_neuron(alpha, shape), _per_neuron(beta, shape)
-            emit(name, nir.LIF(tau=dt / (1.0 - b), r=a / (1.0 - b), v_leak=np.zeros(shape), v_reset=np.zeros(shape),
-                               v_threshold=np.full(shape, float(m.v_threshold))))
+            shape = c.out_shape[2:]  # [T, B, *neuron shape]
+            a, bt = _per_neuron(alpha, shape), _per_neuron(beta, shape)
+            node = nir.LIF(tau=dt / (1.0 - bt), r=a / (1.0 - bt), v_leak=np.zeros(shape), v_reset=np.zeros(shape),
+                           v_threshold=np.full(shape, float(m.v_threshold)))
         elif isinstance(m, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
-            if isinstance(m, nn.AvgPool2d):
-                _check_avg_pool(name, m)
             if isinstance(m, nn.AdaptiveAvgPool2d):
-                (h, w), (oh, ow) = call.in_shape[-2:], call.out_shape[-2:]
+                (h, w), (oh, ow) = c.in_shape[-2:], c.out_shape[-2:]
                 if h % oh or w % ow:
                     raise NIRExportError(f"{name}: adaptive pooling of {h}x{w} to {oh}x{ow} is not a fixed window")
                 kernel, stride, padding, summed = (h // oh, w // ow), (h // oh, w // ow), (0, 0), False
             else:
+                _check_avg_pool(name, m)
                 pair = lambda v: np.array(v if isinstance(v, (tuple, list)) else (v, v))  # noqa: E731
                 kernel, stride, padding = pair(m.kernel_size), pair(m.stride), pair(m.padding)
                 summed = m.divisor_override == 1
-            node = nir.SumPool2d if summed else nir.AvgPool2d
-            emit(name, node(kernel_size=np.array(kernel), stride=np.array(stride), padding=np.array(padding)))
+            node = (nir.SumPool2d if summed else nir.AvgPool2d)(kernel_size=np.array(kernel), stride=np.array(stride),
+                                                               padding=np.array(padding))
         elif isinstance(m, nn.Flatten):
-            start = m.start_dim if m.start_dim >= 0 else len(call.in_shape) + m.start_dim  # >= lead: _record checked
-            end = m.end_dim if m.end_dim < 0 else m.end_dim - call.lead  # a negative end counts from the last either way
-            emit(name, nir.Flatten(input_type={"input": np.array(call.in_type)}, start_dim=start - call.lead,
-                                   end_dim=end))
+            start = m.start_dim if m.start_dim >= 0 else len(c.in_shape) + m.start_dim  # >= lead: _record checked
+            end = m.end_dim if m.end_dim < 0 else m.end_dim - c.lead  # a negative end counts from the last either way
+            node = nir.Flatten(input_type={"input": np.array(c.in_type)}, start_dim=start - c.lead, end_dim=end)
         else:
             raise NIRExportError(f"{name}: {type(m).__name__} has no NIR node (max pooling, for instance, does not exist in NIR)")
-    flush()
-    inputs, outputs = np.array(calls[0].in_type), np.array(calls[-1].out_type)
-    nodes = {"input": nir.Input(input_type={"input": inputs}), **nodes, "output": nir.Output(output_type={"output": outputs})}
-    chain = ["input", *order, "output"]
-    return nir.NIRGraph(nodes=nodes, edges=list(zip(chain, chain[1:])), type_check=False)
+        nodes[name] = node
+        edges += [(resolve(key), name) for key in c.sources]
+    nodes["output"] = nir.Output(output_type={"output": np.array(by_name[resolve(outputs[0])].out_type
+                                                                  if outputs[0] != "input" else _input_type(calls))})
+    edges += [(resolve(key), "output") for key in outputs]
+    return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+
+
+def _input_type(calls: List[_Call]) -> Tuple[int, ...]:
+    """The sample's type: the input of the first layer that reads the network's input."""
+    first = next(c for c in calls if "input" in c.sources)
+    return first.in_type
