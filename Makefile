@@ -14,9 +14,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --upgrade pip
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[train,triton,dev]"
-	# Optional test and benchmark oracles: SpikingJelly and snnTorch neurons, and snnTorch's NIR importer (with nirtorch),
+	# Optional test and benchmark oracles: SpikingJelly and snnTorch neurons, and snnTorch's and Norse's NIR importers (with nirtorch),
 	# import without torchvision when installed without deps.
-	$(PIP) --no-deps spikingjelly==0.0.0.0.14 snntorch==1.0.0 nirtorch==2.6 && $(PIP) loguru
+	$(PIP) --no-deps spikingjelly==0.0.0.0.14 snntorch==1.0.0 nirtorch==2.6 norse==1.1.0 && $(PIP) loguru
 	touch $@
 
 test: venv

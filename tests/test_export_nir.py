@@ -1,6 +1,7 @@
 """NIR export: the exported graph, run step by step by an interpreter written here from NIR's
 equations, gives the adalif network's spikes and outputs; every refusal names the layer."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,18 @@ def run_nir(graph, x_seq):
     return torch.stack(outputs), {k: torch.stack(v) for k, v in spikes.items()}
 
 
+def _spiking_run(model, x, kinds):
+    """``(output, {name: spikes})`` of ``model(x)`` for its neurons of the given classes."""
+    spikes = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: spikes.__setitem__(n, o)) for n, m in model.named_modules()
+             if isinstance(m, kinds)]
+    with torch.no_grad():
+        out = model(x)
+    for h in hooks:
+        h.remove()
+    return out, spikes
+
+
 class Chain(nn.Module):
     def __init__(self):
         super().__init__()
@@ -84,23 +97,11 @@ class Chain(nn.Module):
 
 
 def test_exported_graph_runs_like_the_network():
-    torch.manual_seed(0)
-    model = Chain().double()
-    for m in model.modules():  # non-trivial eval statistics to fold
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.3, 0.3), m.running_var.uniform_(0.5, 2.0), m.weight.data.uniform_(0.5, 1.5)
-    model.eval()
-    x = torch.rand(2, 2, 8, 8, dtype=torch.float64) * 2
+    model, x = _chain_and_input()
     graph = to_nir(model, x[:1], dt=DT)
     assert [type(n).__name__ for n in graph.nodes.values()] == [
         "Input", "Conv2d", "LIF", "AvgPool2d", "Conv2d", "LIF", "SumPool2d", "Flatten", "Affine", "LIF", "Affine", "Output"]
-    spikes = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: spikes.__setitem__(n, o)) for n, m in model.named_modules()
-             if isinstance(m, (DALIF, LIF))]
-    with torch.no_grad():
-        expect = model(x)
-    for h in hooks:
-        h.remove()
+    expect, spikes = _spiking_run(model, x, (DALIF, LIF))
     out, nir_spikes = run_nir(graph, model.encoder(x))
     for name, s in spikes.items():
         assert torch.equal(nir_spikes[name], s) and 0 < s.mean() < 1, name
@@ -167,13 +168,7 @@ def test_residual_networks_export_with_their_merges_and_run_like_the_network(nam
     merges = [k for k in graph.nodes if sum(dst == k for _, dst in graph.edges) == 2]
     blocks = [m for m in model.modules() if type(m).__name__ in ("BasicBlock", "PreActBlock")]
     assert len(merges) == len(blocks) > 0
-    spikes = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: spikes.__setitem__(n, o)) for n, m in model.named_modules()
-             if isinstance(m, (LIF, PLIF, DALIF))]
-    with torch.no_grad():
-        expect = model(x)
-    for h in hooks:
-        h.remove()
+    expect, spikes = _spiking_run(model, x, (LIF, PLIF, DALIF))
     out, nir_spikes = run_nir(graph, model.encoder(x))
     assert set(nir_spikes) == set(spikes)
     differing = {n: int((nir_spikes[n] != s).sum()) for n, s in spikes.items()}
@@ -195,6 +190,10 @@ def test_export_nir_command_writes_the_graph_of_a_trained_checkpoint(tmp_path, m
     graph = nir.read(str(out))
     kinds = [type(n).__name__ for n in graph.nodes.values()]
     assert kinds.count("LIF") == 2 and kinds.count("Conv2d") == 2 and "Affine" in kinds
+    assert main(["export-nir", f"{run}/checkpoints/last.ckpt", str(tmp_path / "portable.nir"), "--portable", "true"]) == 0
+    portable = nir.read(str(tmp_path / "portable.nir"))
+    assert all(np.all(n.r == 1) for n in portable.nodes.values() if isinstance(n, nir.LIF))
+    assert not any(isinstance(n, nir.AvgPool2d) for n in portable.nodes.values())
     arlif = parse_config(["--config", "configs/digits_arlif.yaml", "--output_dir", str(tmp_path), "--trainer.max_epochs", "1",
                           "--trainer.limit_train_batches", "1", "--trainer.progress_bar", "false"])
     run = train(arlif).run_dir
@@ -216,13 +215,7 @@ def test_time_major_layers_get_sample_types_and_run_like_the_network():
     flatten = next(n for n in graph.nodes.values() if isinstance(n, nir.Flatten))
     assert list(flatten.input_type["input"]) == [4, 6, 6] and flatten.start_dim == 0 and flatten.end_dim == -1
     assert list(graph.nodes["input"].input_type["input"]) == [1, 6, 6]
-    spikes = {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, n=n: spikes.__setitem__(n, o)) for n, m in model.named_modules()
-             if isinstance(m, LIF)]
-    with torch.no_grad():
-        expect = model(x)
-    for h in hooks:
-        h.remove()
+    expect, spikes = _spiking_run(model, x, LIF)
     out, nir_spikes = run_nir(graph, x)
     assert all(torch.equal(nir_spikes[n], s) and 0 < s.mean() < 1 for n, s in spikes.items())
     assert torch.equal(out, expect)
@@ -310,3 +303,58 @@ def test_snntorch_importer_reproduces_the_spikes(name, neuron, tolerance, capsys
     assert all(0 < float(s.mean()) < 1 for s in hidden), [float(s.mean()) for s in ours]
     if tolerance == 0:
         torch.testing.assert_close(out, expect, rtol=1e-4, atol=1e-4)
+
+
+def _chain_and_input():
+    torch.manual_seed(0)
+    model = Chain().double()
+    for m in model.modules():  # non-trivial eval statistics to fold
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.3, 0.3), m.running_var.uniform_(0.5, 2.0), m.weight.data.uniform_(0.5, 1.5)
+    return model.eval(), torch.rand(2, 2, 8, 8, dtype=torch.float64) * 2
+
+
+def test_portable_form_folds_the_input_scale_and_the_pooling_and_computes_the_same():
+    model, x = _chain_and_input()
+    graph = to_nir(model, x[:1], dt=DT, portable=True)
+    assert [type(n).__name__ for n in graph.nodes.values()] == [
+        "Input", "Conv2d", "LIF", "SumPool2d", "Conv2d", "LIF", "SumPool2d", "Flatten", "Affine", "LIF", "Affine", "Output"]
+    assert all(np.all(n.r == 1) for n in graph.nodes.values() if isinstance(n, nir.LIF))
+    expect, spikes = _spiking_run(model, x, (DALIF, LIF))
+    out, nir_spikes = run_nir(graph, model.encoder(x))
+    assert all(torch.equal(nir_spikes[n], s) and 0 < s.mean() < 1 for n, s in spikes.items())
+    torch.testing.assert_close(out, expect, rtol=1e-9, atol=1e-9)
+
+
+def test_portable_form_refuses_a_scale_it_cannot_fold():
+    from adalif.models import create_model
+
+    model = create_model("resnet19", neuron={"name": "dalif", "alpha_init": 0.6, "beta_init": 0.3}, num_classes=10, T=2)
+    with pytest.raises(ValueError, match="portable form: r = .* cannot be folded into .*identity"):
+        to_nir(model.eval(), torch.rand(1, 3, 16, 16), portable=True)
+    lif = create_model("resnet19", neuron="lif", num_classes=10, T=2).eval()  # LIF: r = 1, nothing to fold
+    assert sum(isinstance(n, nir.SumPool2d) for n in to_nir(lif, torch.rand(1, 3, 16, 16), portable=True).nodes.values()) == 1
+
+
+def test_norse_importer_reproduces_the_portable_form():
+    """A real consumer: Norse 1.1's from_nir (it ignores r and has no AvgPool2d; dt given) on the
+    portable form of a network with per-channel DA-LIF decays, LIF and PLIF layers, average and
+    sum pooling: every spike identical (run one sample at a time, as its Flatten has no batch)."""
+    pytest.importorskip("norse")
+    from norse.torch.utils.import_nir import from_nir
+
+    model, x = _chain_and_input()
+    graph = to_nir(model, x[:1], dt=DT, portable=True)
+    _, expected = run_nir(graph, model.encoder(x))  # identical to the model's (the test above)
+    seq = model.encoder(x).float()
+    for b in range(seq.shape[1]):
+        net, seen = from_nir(graph, dt=DT), []
+        hooks = [m.register_forward_hook(lambda mod, i, o: seen.append(o[0])) for m in net.modules()
+                 if type(m).__name__ == "LIFBoxCell"]
+        state = None
+        for t in range(seq.shape[0]):
+            _, state = net(seq[t, b], state)
+        for h in hooks:
+            h.remove()
+        theirs = [torch.stack(seen[i::len(hooks)]) for i in range(len(hooks))]
+        assert [int((a.double() != e[:, b]).sum()) for a, e in zip(theirs, expected.values())] == [0] * len(expected)

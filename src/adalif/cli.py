@@ -99,6 +99,10 @@ def export_parser() -> ArgumentParser:
     parser.add_argument("checkpoint", help="a .ckpt written by adalif train (or adalif import-weights)")
     parser.add_argument("out", help="the .nir file to write")
     parser.add_argument("--dt", type=float, default=1e-4, help="the time step that discretises NIR's LIF (tau = dt / (1 - beta))")
+    parser.add_argument("--portable", type=bool, default=False,
+                        help="write the form that importers with narrower conventions reproduce: the neurons' input "
+                        "resistance folded into the weights (r = 1), average pooling as sum pooling with 1/k^2 folded "
+                        "into the next weights (for Norse and Sinabs; docs/analysis.md)")
     return parser
 
 
@@ -272,7 +276,7 @@ def _eval(args) -> str:
 def _export_nir(args) -> str:
     from .train.run import export_nir
 
-    return f"{args.checkpoint} -> {export_nir(args.checkpoint, args.out, args.dt)}"
+    return f"{args.checkpoint} -> {export_nir(args.checkpoint, args.out, args.dt, args.portable)}"
 
 
 def _report(args) -> str:

@@ -43,7 +43,7 @@ from ..layers import SeqToANN, SharedDropout, TimeBatchNorm
 from ..definitions import definition_of
 from ..neurons import Neuron
 
-__all__ = ["to_nir", "NIRExportError"]
+__all__ = ["to_nir", "make_portable", "NIRExportError"]
 
 _PASS = (nn.Dropout, SharedDropout, nn.Identity)
 _LAYERS = (nn.Conv2d, nn.Linear, TimeBatchNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d,
@@ -241,10 +241,11 @@ def _check_avg_pool(name: str, m: nn.AvgPool2d) -> None:
                              f"window size, AvgPool2d, or 1, SumPool2d)")
 
 
-def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
+def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4, portable: bool = False):
     """The ``nir.NIRGraph`` of ``model`` (run once on ``sample``: images ``[B, C, H, W]`` or a
     sequence ``[T, B, ...]``, B = 1 is enough). ``dt``: the time step NIR's continuous-time
-    neurons are discretised with."""
+    neurons are discretised with. ``portable``: the same network for importers with narrower
+    conventions (:func:`make_portable`)."""
     import nir  # the export's own dependency; the rest of adalif does not need it
 
     calls, outputs = _record(model, sample)
@@ -323,6 +324,89 @@ def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4):
     nodes["output"] = nir.Output(output_type={"output": np.array(by_name[resolve(outputs[0])].out_type
                                                                   if outputs[0] != "input" else _input_type(calls))})
     edges += [(resolve(key), "output") for key in outputs]
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    return make_portable(graph) if portable else graph
+
+
+def make_portable(graph):
+    """The same network written for importers that ignore a LIF node's input resistance ``r``
+    (Norse, Sinabs) or take one input scale per layer (snnTorch), and that have no ``AvgPool2d``
+    (Norse): each LIF node's ``r`` is folded into the weights and biases of the Conv2d or Affine
+    nodes that feed it (``r = 1`` left; per output channel, so per-channel scales fold too), and each
+    average pooling whose every consumer is such a node (directly or through a Flatten) becomes a
+    ``SumPool2d`` with its 1/k² folded into those weights (through further poolings). The result computes the same (exactly,
+    in real arithmetic). Refused, naming the node: an ``r`` other than 1 on an edge that is not a
+    foldable synapse (an identity shortcut into a DA-LIF neuron whose R = α/(1-β) is not 1), or an
+    ``r`` that varies within a channel. A pooling that cannot be folded stays an ``AvgPool2d``."""
+    import nir
+
+    nodes, edges = dict(graph.nodes), list(graph.edges)
+    sources: Dict[str, List[str]] = {}
+    targets: Dict[str, List[str]] = {}
+    for a, b in edges:
+        sources.setdefault(b, []).append(a)
+        targets.setdefault(a, []).append(b)
+    synapses = (nir.Conv2d, nir.Affine)
+
+    def scaled(key: str, factor: np.ndarray) -> None:
+        """Multiply the outputs of synapse ``key`` by ``factor`` (one value per output channel)."""
+        node = nodes[key]
+        shape = (-1,) + (1,) * (node.weight.ndim - 1)
+        weight, bias = node.weight * factor.reshape(shape), node.bias * factor
+        if isinstance(node, nir.Conv2d):
+            nodes[key] = nir.Conv2d(input_shape=node.input_shape, weight=weight, stride=node.stride, padding=node.padding,
+                                    dilation=node.dilation, groups=node.groups, bias=bias)
+        else:
+            nodes[key] = nir.Affine(weight=weight, bias=bias)
+
+    for key, node in list(nodes.items()):
+        if not isinstance(node, nir.LIF) or np.all(node.r == 1):
+            continue
+        r = np.asarray(node.r, dtype=np.float64)
+        per_channel = r.reshape(r.shape[0], -1) if r.ndim > 1 else r.reshape(-1, 1)
+        if not np.all(per_channel == per_channel[:, :1]):
+            raise NIRExportError(f"{key}: portable form: the input resistance r varies within a channel; it cannot be "
+                                 f"folded into the weights")
+        for src in sources[key]:
+            if not isinstance(nodes[src], synapses) or targets[src] != [key]:
+                raise NIRExportError(f"{key}: portable form: r = {float(r.mean()):g} cannot be folded into {src!r}, which "
+                                     f"is not a convolution or linear layer feeding only this neuron (an identity "
+                                     f"shortcut, say)")
+            scaled(src, per_channel[:, 0])
+        nodes[key] = nir.LIF(tau=node.tau, r=np.ones_like(r), v_leak=node.v_leak, v_reset=node.v_reset,
+                             v_threshold=node.v_threshold)
+
+    def foldable_consumers(key: str) -> Optional[List[str]]:
+        """The synapses that read ``key``'s output (through Flattens and further poolings, which are
+        linear), or None if anything else does."""
+        found = []
+        for dst in targets.get(key, []):
+            node = nodes[dst]
+            if isinstance(node, (nir.Flatten, nir.AvgPool2d, nir.SumPool2d)) and len(sources[dst]) == 1:
+                inner = foldable_consumers(dst)
+                if inner is None:
+                    return None
+                found += inner
+            elif isinstance(node, synapses) and len(sources[dst]) == 1:
+                found.append(dst)
+            else:
+                return None
+        return found or None
+
+    for key, node in list(nodes.items()):
+        if not isinstance(node, nir.AvgPool2d):
+            continue
+        consumers = foldable_consumers(key)
+        if consumers is None:
+            continue
+        area = float(np.prod(node.kernel_size))
+        for dst in consumers:
+            d = nodes[dst]
+            weight = d.weight / area  # the inputs (not the outputs) are scaled: the weights, not the bias
+            nodes[dst] = (nir.Conv2d(input_shape=d.input_shape, weight=weight, stride=d.stride, padding=d.padding,
+                                     dilation=d.dilation, groups=d.groups, bias=d.bias)
+                          if isinstance(d, nir.Conv2d) else nir.Affine(weight=weight, bias=d.bias))
+        nodes[key] = nir.SumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding)
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 
 

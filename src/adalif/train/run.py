@@ -296,7 +296,7 @@ def import_weights(state_dict_path: str, cfg: RunConfig, out: str, source: str =
     return out
 
 
-def export_nir(checkpoint: str, out: str, dt: float = 1e-4) -> str:
+def export_nir(checkpoint: str, out: str, dt: float = 1e-4, portable: bool = False) -> str:
     """Write the network of an adalif checkpoint as a NIR graph (``adalif.export.to_nir``)."""
     import nir
 
@@ -305,7 +305,7 @@ def export_nir(checkpoint: str, out: str, dt: float = 1e-4) -> str:
     module, cfg = load_checkpoint(checkpoint, check_files=False)
     sample = registry.example_input(cfg.data.name, cfg.data.T, cfg.data.options)
     try:
-        graph = to_nir(module.model, sample, dt=dt)
+        graph = to_nir(module.model, sample, dt=dt, portable=portable)
     except ValueError as err:  # the network holds what NIR cannot express: say which layer and why
         raise ConfigError(f"export-nir: {err}") from err
     tmp = f"{out}.tmp-{os.getpid()}"
