@@ -308,6 +308,9 @@ def test_snntorch_importer_reproduces_the_spikes(name, neuron, tolerance, capsys
 def _chain_and_input():
     torch.manual_seed(0)
     model = Chain().double()
+    with torch.no_grad():  # decays that differ between channels
+        model.features[2].tau_a.add_(torch.linspace(-0.2, 0.2, 4, dtype=torch.float64))
+        model.features[2].tau_b.add_(torch.linspace(0.2, -0.2, 4, dtype=torch.float64))
     for m in model.modules():  # non-trivial eval statistics to fold
         if isinstance(m, nn.BatchNorm2d):
             m.running_mean.uniform_(-0.3, 0.3), m.running_var.uniform_(0.5, 2.0), m.weight.data.uniform_(0.5, 1.5)
@@ -358,3 +361,100 @@ def test_norse_importer_reproduces_the_portable_form():
             h.remove()
         theirs = [torch.stack(seen[i::len(hooks)]) for i in range(len(hooks))]
         assert [int((a.double() != e[:, b]).sum()) for a, e in zip(theirs, expected.values())] == [0] * len(expected)
+
+
+def test_import_of_an_exported_graph_gives_identical_spikes():
+    """adalif -> NIR -> adalif: the chain (per-channel DA-LIF, LIF, PLIF, pooling, folded batch
+    norm) and a ResNet with its merges come back as DA-LIF neurons on adalif's kernels, spike for
+    spike and equal to a direct discretisation of the NIR equations."""
+    from adalif import import_nir
+    from adalif.models import create_model
+
+    model, x = _chain_and_input()
+    graph = to_nir(model, x[:1], dt=DT)
+    net = import_nir(graph, dt=DT).double().eval()
+    seq = model.encoder(x)
+    expect, spikes = _spiking_run(model, x, (DALIF, LIF))
+    out, imported = _spiking_run(net, seq, (DALIF,))
+    assert [int((a != b).sum()) for a, b in zip(spikes.values(), imported.values())] == [0, 0, 0]
+    torch.testing.assert_close(out, expect, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(out, run_nir(graph, seq)[0], rtol=1e-9, atol=1e-9)
+    assert [m.granularity for m in net.modules() if isinstance(m, DALIF)] == ["channel", "layer", "layer"]
+
+    torch.manual_seed(0)
+    resnet = create_model("resnet19", neuron={"name": "lif", "backend": "reference"}, num_classes=10, T=2).double()
+    for m in resnet.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1), m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5), m.bias.data.uniform_(0.3, 1.3)
+    resnet.eval()
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64) * 2
+    back = import_nir(to_nir(resnet, x[:1], dt=DT), dt=DT).double().eval()
+    expect, spikes = _spiking_run(resnet, x, (LIF,))
+    out, imported = _spiking_run(back, resnet.encoder(x), (DALIF,))
+    assert len(imported) == len(spikes) == 18
+    assert [int((a != b).sum()) for a, b in zip(spikes.values(), imported.values())] == [0] * 18
+    torch.testing.assert_close(out, expect, rtol=1e-9, atol=1e-9)
+
+
+def test_import_of_a_graph_written_by_snntorch(monkeypatch):
+    """snnTorch 1.0's own exporter (Linear -> Leaky chains; its neuron nodes carry no types, so
+    nir's type check is skipped) imported into adalif: the same spikes as snnTorch's run."""
+    snn = pytest.importorskip("snntorch")
+    pytest.importorskip("nirtorch")
+    from snntorch import utils as snn_utils
+    from snntorch.export_nir import export_to_nir
+
+    from adalif import import_nir
+
+    monkeypatch.setattr(nir.NIRGraph, "infer_types", lambda self: None)
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(20, 16), snn.Leaky(beta=0.8, threshold=0.7, init_hidden=True, reset_mechanism="zero"),
+                        nn.Linear(16, 5), snn.Leaky(beta=0.6, init_hidden=True, output=True, reset_mechanism="zero"))
+    with torch.no_grad():
+        net[2].weight.mul_(3.0)
+    graph = export_to_nir(net, torch.rand(1, 20))
+    x = torch.rand(10, 3, 20) * 2
+    snn_utils.reset(net)
+    seen = []
+    hooks = [m.register_forward_hook(lambda mod, i, o: seen.append(o[0] if isinstance(o, tuple) else o))
+             for m in net.modules() if isinstance(m, snn.Leaky)]
+    with torch.no_grad():
+        for t in range(x.shape[0]):
+            net(x[t])
+    for h in hooks:
+        h.remove()
+    theirs = [torch.stack(seen[i::2]) for i in range(2)]
+    _, ours = _spiking_run(import_nir(graph, dt=1e-4).eval(), x, (DALIF,))
+    assert [int((a != b).sum()) for a, b in zip(ours.values(), theirs)] == [0, 0]
+    assert all(0 < float(s.mean()) < 1 for s in ours.values())
+
+
+def test_import_refuses_what_it_cannot_build_and_the_command_writes_a_module(tmp_path, capsys):
+    from adalif import import_nir
+    from adalif.cli import main
+    from adalif.export import load_imported
+
+    def graph(node):
+        return nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([3])}), "n": node,
+                                   "output": nir.Output(output_type={"output": np.array([3])})},
+                            edges=[("input", "n"), ("n", "output")], type_check=False)
+
+    ones = np.ones(3)
+    with pytest.raises(ValueError, match="^n: CubaLIF nodes cannot be imported yet"):
+        import_nir(graph(nir.CubaLIF(tau_syn=ones, tau_mem=ones, r=ones, v_leak=0 * ones, v_threshold=ones)))
+    with pytest.raises(ValueError, match="^n: LIF with v_leak != 0"):
+        import_nir(graph(nir.LIF(tau=ones, r=ones, v_leak=ones, v_threshold=ones)))
+    with pytest.raises(ValueError, match="^n: v_threshold varies between neurons"):
+        import_nir(graph(nir.LIF(tau=ones, r=ones, v_leak=0 * ones, v_threshold=np.arange(1.0, 4.0))))
+    # The command: a .pt read back safely, computing what the graph computes; decays trainable.
+    model, x = _chain_and_input()
+    nir.write(str(tmp_path / "chain.nir"), to_nir(model.float(), x[:1].float(), dt=DT))
+    assert main(["import-nir", str(tmp_path / "chain.nir"), "--out", str(tmp_path / "chain.pt")]) == 0
+    net = load_imported(str(tmp_path / "chain.pt"))
+    seq = model.encoder(x.float())
+    torch.testing.assert_close(net(seq), import_nir(str(tmp_path / "chain.nir"), dt=DT)(seq))
+    net(seq).sum().backward()
+    assert all(m.tau_b.grad is not None for m in net.modules() if isinstance(m, DALIF))
+    assert main(["import-nir", str(tmp_path / "missing.nir"), "--out", str(tmp_path / "m.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -13,10 +13,14 @@ from .surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle  # noqa: E
 
 
 def __getattr__(name: str):
+    if name == "import_nir":  # NIR graphs as adalif modules (imports nir only when used)
+        from .export.nir_import import import_nir
+
+        return import_nir
     # Every registered neuron's module by its class name (adalif.CLIF): a neuron added to
     # adalif.definitions is reachable here with no other edit.
     return getattr(_definitions, name)
 
 
 __all__ = ["ARLIF", "CLIF", "DALIF", "GLIF", "LIF", "PLIF", "ATan", "DspikeTanh", "Rectangle", "Sigmoid", "Triangle",
-           "__version__"]
+           "import_nir", "__version__"]

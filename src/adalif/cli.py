@@ -106,6 +106,22 @@ def export_parser() -> ArgumentParser:
     return parser
 
 
+def import_nir_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        exit_on_error=False,
+        prog="adalif import-nir",
+        description="Turn a NIR graph written by another tool (or by adalif export-nir) into an adalif module: "
+        "Affine, Linear, Conv1d/2d, Flatten, average and sum pooling, Scale nodes as PyTorch layers, LIF and IF "
+        "nodes as adalif DA-LIF neurons (fused kernels, trainable decays), branches and merges summed. Writes a "
+        ".pt that adalif.export.load_imported reads (safely, weights only). Example: adalif import-nir net.nir "
+        "--out net.pt",
+    )
+    parser.add_argument("graph", help="the .nir file")
+    parser.add_argument("--out", required=True, help="the .pt to write")
+    parser.add_argument("--dt", type=float, default=1e-4, help="the time step that discretises the neurons (the exporter's)")
+    return parser
+
+
 def report_parser() -> ArgumentParser:
     parser = ArgumentParser(
         exit_on_error=False,
@@ -279,6 +295,17 @@ def _export_nir(args) -> str:
     return f"{args.checkpoint} -> {export_nir(args.checkpoint, args.out, args.dt, args.portable)}"
 
 
+def _import_nir(args) -> str:
+    from .export.nir_import import NIRImportError, import_nir, save_imported
+
+    try:
+        module = import_nir(args.graph, args.dt)
+        out = save_imported(args.graph, args.out, args.dt)
+    except NIRImportError as err:
+        raise ConfigError(str(err)) from err
+    return f"{args.graph} -> {out} ({sum(1 for _ in module.names)} nodes)"
+
+
 def _report(args) -> str:
     from .experiments.report import write_report
 
@@ -329,6 +356,7 @@ COMMANDS: Dict[str, Command] = {
     "import-weights": Command("turn an official AR-LIF state dict into an adalif checkpoint", _parsed_by(import_parser),
                               _import_weights),
     "export-nir": Command("write a checkpoint's network as a NIR graph", _parsed_by(export_parser), _export_nir),
+    "import-nir": Command("turn a NIR graph into an adalif module (.pt)", _parsed_by(import_nir_parser), _import_nir),
     "report": Command("write the report of a run (markdown, HTML, figures, data)", _parsed_by(report_parser), _report),
     "compare": Command("put runs side by side (table, learning curves, firing-rate chart)", _parsed_by(compare_parser),
                        _compare),

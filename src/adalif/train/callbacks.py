@@ -13,6 +13,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from .. import __version__
 from ..analysis import FiringRateMonitor
 from ..definitions import definition_of
+from ..files import replaced_atomically
 from ..neurons import Neuron
 from ..safe_load import load_torch
 
@@ -41,18 +42,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return load_torch(path, "checkpoint:")
 
     def save_checkpoint(self, checkpoint: Dict[str, Any], path, storage_options=None) -> None:
-        path = os.fspath(path)
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            with open(tmp, "wb") as fh:
-                torch.save(checkpoint, fh)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        with replaced_atomically(path) as tmp, open(tmp, "wb") as fh:
+            torch.save(checkpoint, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
 
 
 def plain(value: Any) -> Any:

@@ -21,6 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from ..errors import ConfigError, ExistingRunError, MissingFileError
+from ..files import replaced_atomically
 from ..compat.arlif_official import convert_state_dict, load_official_state_dict
 from ..data import registry
 from ..safe_load import load_torch
@@ -308,11 +309,6 @@ def export_nir(checkpoint: str, out: str, dt: float = 1e-4, portable: bool = Fal
         graph = to_nir(module.model, sample, dt=dt, portable=portable)
     except ValueError as err:  # the network holds what NIR cannot express: say which layer and why
         raise ConfigError(f"export-nir: {err}") from err
-    tmp = f"{out}.tmp-{os.getpid()}"
-    try:
+    with replaced_atomically(out) as tmp:
         nir.write(tmp, graph)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out

@@ -1,0 +1,236 @@
+"""A NIR graph as an adalif module (docs/analysis.md, "NIR import").
+
+Each node becomes a module that runs on the whole sequence ``[T, B, ...]``; a node's input is the
+sum of its incoming edges (graphs may branch and merge), in the graph's topological order:
+
+* ``Affine``/``Linear``, ``Conv1d``/``Conv2d``, ``Flatten``, ``AvgPool2d``/``SumPool2d`` and
+  ``Scale``: the PyTorch layer, on all steps at once (:class:`~adalif.layers.SeqToANN`);
+* ``LIF`` and ``IF``: an adalif :class:`~adalif.neurons.DALIF` neuron with the decays of NIR's
+  forward-Euler step with time step ``dt``, so that it runs on adalif's fused kernels and its
+  decays can be trained further: :math:`v_t = v_{t-1} + \\frac{dt}{\\tau}(v_{leak} - v_{t-1} + R I_t)`
+  is :math:`H_t = \\beta V_{t-1} + \\alpha I_t` with :math:`\\beta = 1 - dt/\\tau`,
+  :math:`\\alpha = dt R/\\tau` (IF: :math:`\\beta = 1`, :math:`\\alpha = dt R`), and a hard reset to 0.
+  The decays are per layer, or per channel (the first neuron dimension) when they vary.
+
+Refused, naming the node and what it holds: a LIF with a leak or reset potential other than 0,
+a threshold that varies between neurons, decays that vary within a channel, and the node kinds
+not built yet (``LI``, ``CubaLIF``, ``CubaLI``, recurrent subgraphs, ...). adalif fires on
+:math:`H \\ge V_{th}`, NIR on :math:`v > v_{th}`: they differ on exact ties only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..files import replaced_atomically
+from ..layers import SeqToANN
+from ..neurons import DALIF
+
+__all__ = ["NIRNetwork", "import_nir", "NIRImportError", "save_imported", "load_imported", "IMPORT_FORMAT"]
+
+IMPORT_FORMAT = "adalif-nir-module"
+
+
+class NIRImportError(ValueError):
+    """The graph holds something adalif cannot import; the message names the node and why."""
+
+
+class Scale(nn.Module):
+    """NIR's ``Scale``: multiply by a fixed array."""
+
+    def __init__(self, scale: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("scale", torch.as_tensor(np.asarray(scale), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+class NIRNetwork(nn.Module):
+    """The modules of a NIR graph's nodes, run in topological order on ``[T, B, ...]``; each
+    node's input is the sum of its incoming edges."""
+
+    def __init__(self, layers: Dict[str, nn.Module], sources: Dict[str, List[str]], outputs: List[str]) -> None:
+        super().__init__()
+        self.names = list(layers)  # NIR node keys, in execution order
+        self.layers = nn.ModuleList(layers.values())
+        self.sources, self.outputs = sources, outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values = {"input": x}
+        for name, layer in zip(self.names, self.layers):
+            values[name] = layer(_sum(values[s] for s in self.sources[name]))
+        return _sum(values[s] for s in self.outputs)
+
+    def extra_repr(self) -> str:
+        return "nodes: " + ", ".join(self.names)
+
+
+def _sum(tensors):
+    tensors = list(tensors)
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = out + t
+    return out
+
+
+def _uniform(value: np.ndarray, key: str, what: str) -> float:
+    value = np.asarray(value, dtype=np.float64)
+    if not np.all(value == value.reshape(-1)[0]):
+        raise NIRImportError(f"{key}: {what} varies between neurons ({value.min():g} to {value.max():g}); adalif "
+                             f"neurons take one value per layer")
+    return float(value.reshape(-1)[0])
+
+
+def _neuron(key: str, node, dt: float) -> DALIF:
+    import nir
+
+    r = np.asarray(node.r, dtype=np.float64)
+    if isinstance(node, nir.LIF):
+        if not np.all(np.asarray(node.v_leak) == 0):
+            raise NIRImportError(f"{key}: LIF with v_leak != 0 (a constant drive) has no adalif neuron yet")
+        tau = np.asarray(node.tau, dtype=np.float64)
+        beta, alpha = 1.0 - dt / tau, dt * r / tau
+    else:  # IF: dv/dt = R I
+        beta, alpha = np.ones_like(r), dt * r
+    if node.v_reset is not None and not np.all(np.asarray(node.v_reset) == 0):
+        raise NIRImportError(f"{key}: a reset to {float(np.mean(node.v_reset)):g}; adalif's hard reset goes to 0")
+    threshold = _uniform(node.v_threshold, key, "v_threshold")
+    shape = np.broadcast_shapes(np.shape(alpha), np.shape(beta), np.shape(node.v_threshold))
+    alpha, beta = np.broadcast_to(alpha, shape), np.broadcast_to(beta, shape)
+    if all(np.all(v == v.reshape(-1)[0]) for v in (alpha, beta)):
+        neuron = DALIF(float(alpha.reshape(-1)[0]), float(beta.reshape(-1)[0]), decay_fn="none", v_threshold=threshold,
+                       reset="hard")
+        return neuron
+    channels = alpha.reshape(shape[0], -1) if len(shape) else alpha.reshape(1, 1)
+    betas = beta.reshape(shape[0], -1) if len(shape) else beta.reshape(1, 1)
+    if not (np.all(channels == channels[:, :1]) and np.all(betas == betas[:, :1])):
+        raise NIRImportError(f"{key}: the decays vary within a channel; adalif neurons take one per layer or channel")
+    neuron = DALIF(1.0, 1.0, decay_fn="none", granularity="channel", num_channels=shape[0], v_threshold=threshold,
+                   reset="hard")
+    with torch.no_grad():
+        neuron.tau_a.copy_(torch.as_tensor(channels[:, 0]))
+        neuron.tau_b.copy_(torch.as_tensor(betas[:, 0]))
+    return neuron
+
+
+def _layer(key: str, node, dt: float) -> nn.Module:
+    import nir
+
+    def tensor(v):
+        return torch.as_tensor(np.asarray(v), dtype=torch.float32)
+
+    if isinstance(node, (nir.LIF, nir.IF)):
+        return _neuron(key, node, dt)
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        weight = np.asarray(node.weight)
+        layer = nn.Linear(weight.shape[1], weight.shape[0], bias=isinstance(node, nir.Affine))
+        with torch.no_grad():
+            layer.weight.copy_(tensor(weight))
+            if isinstance(node, nir.Affine):
+                layer.bias.copy_(tensor(node.bias))
+    elif isinstance(node, (nir.Conv1d, nir.Conv2d)):
+        weight = np.asarray(node.weight)
+        conv = nn.Conv2d if isinstance(node, nir.Conv2d) else nn.Conv1d
+        padding = node.padding if isinstance(node.padding, str) else tuple(np.atleast_1d(node.padding).tolist())
+        layer = conv(weight.shape[1] * node.groups, weight.shape[0], tuple(weight.shape[2:]),
+                     tuple(np.atleast_1d(node.stride).tolist()), padding, tuple(np.atleast_1d(node.dilation).tolist()),
+                     node.groups, bias=True)
+        with torch.no_grad():
+            layer.weight.copy_(tensor(weight))
+            layer.bias.copy_(tensor(node.bias))
+    elif isinstance(node, nir.Flatten):  # NIR counts within a sample; the module sees [T*B, ...]
+        layer = nn.Flatten(node.start_dim + 1, node.end_dim + 1 if node.end_dim >= 0 else node.end_dim)
+    elif isinstance(node, (nir.AvgPool2d, nir.SumPool2d)):
+        pair = lambda v: tuple(int(i) for i in np.broadcast_to(np.asarray(v), (2,)))  # noqa: E731
+        layer = nn.AvgPool2d(pair(node.kernel_size), pair(node.stride), pair(node.padding),
+                             divisor_override=1 if isinstance(node, nir.SumPool2d) else None)
+    elif isinstance(node, nir.Scale):
+        layer = Scale(node.scale)
+    else:
+        raise NIRImportError(f"{key}: {type(node).__name__} nodes cannot be imported yet (supported: Affine, Linear, "
+                             f"Conv1d, Conv2d, Flatten, AvgPool2d, SumPool2d, Scale, LIF, IF)")
+    return SeqToANN(layer)
+
+
+def _graph(graph_or_path):
+    import nir
+
+    if isinstance(graph_or_path, (str, os.PathLike)):
+        path = os.fspath(graph_or_path)
+        if not os.path.isfile(path):
+            from ..errors import MissingFileError
+
+            raise MissingFileError(f"import-nir: {path!r} does not exist")
+        try:
+            return nir.read(path)
+        except OSError as err:  # not an HDF5 file
+            raise NIRImportError(f"import-nir: {path!r} is not a NIR file ({err})") from None
+    return graph_or_path
+
+
+def import_nir(graph_or_path: Union["object", str, os.PathLike], dt: float = 1e-4) -> NIRNetwork:
+    """The module of a ``nir.NIRGraph`` (or a ``.nir`` file): ``[T, B, ...]`` in, ``[T, B, ...]``
+    out. ``dt``: the time step that discretises the continuous-time neurons (the exporter's)."""
+    import nir
+
+    graph = _graph(graph_or_path)
+    if not dt > 0:
+        raise NIRImportError(f"dt: expected a time step > 0, got {dt!r}")
+    sources: Dict[str, List[str]] = {}
+    for src, dst in graph.edges:
+        sources.setdefault(dst, []).append(src)
+    inputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Input)]
+    outputs = [k for k, n in graph.nodes.items() if isinstance(n, nir.Output)]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise NIRImportError(f"graph: expected one Input and one Output node, got {len(inputs)} and {len(outputs)}")
+    rename = {inputs[0]: "input"}
+    order: List[str] = []
+    done = {inputs[0]}
+    pending = [k for k in graph.nodes if k not in done and k != outputs[0]]
+    while pending:  # topological order, the graph's own order among the ready nodes
+        ready = [k for k in pending if all(s in done for s in sources.get(k, []))]
+        if not ready:
+            raise NIRImportError(f"graph: the nodes {pending[:3]} form a cycle (recurrent graphs cannot be imported yet)")
+        for k in ready:
+            if not sources.get(k):
+                raise NIRImportError(f"{k}: no incoming edge")
+        order += ready
+        done.update(ready)
+        pending = [k for k in pending if k not in done]
+    layers = {k: _layer(k, graph.nodes[k], dt) for k in order}
+    resolve = lambda keys: [rename.get(k, k) for k in keys]  # noqa: E731
+    return NIRNetwork(layers, {k: resolve(sources[k]) for k in order}, resolve(sources.get(outputs[0], [])))
+
+
+def save_imported(nir_path: str, out: str, dt: float = 1e-4) -> str:
+    """Import ``nir_path`` and write ``out``: a ``.pt`` that :func:`load_imported` reads with
+    ``weights_only`` loading (the NIR file's bytes, ``dt`` and the module's state dict)."""
+    module = import_nir(nir_path, dt)
+    with open(nir_path, "rb") as fh:
+        payload = {"format": IMPORT_FORMAT, "nir": fh.read(), "dt": dt, "state_dict": module.state_dict()}
+    with replaced_atomically(out) as tmp:
+        torch.save(payload, tmp)
+    return out
+
+
+def load_imported(path: str) -> NIRNetwork:
+    """The module written by :func:`save_imported` (or ``adalif import-nir``), with its weights."""
+    import tempfile
+
+    from ..safe_load import load_torch
+
+    payload = load_torch(path, "import-nir:")
+    if not isinstance(payload, dict) or payload.get("format") != IMPORT_FORMAT:
+        raise NIRImportError(f"{path!r} was not written by adalif import-nir")
+    with tempfile.NamedTemporaryFile(suffix=".nir") as fh:
+        fh.write(payload["nir"])
+        fh.flush()
+        module = import_nir(fh.name, payload["dt"])
+    module.load_state_dict(payload["state_dict"])
+    return module
