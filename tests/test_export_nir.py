@@ -30,7 +30,8 @@ def run_nir(graph, x_seq):
         order += ready
         done.update(ready)
     chain = [k for k in order if k != "output"]
-    state, outputs, spikes = {}, [], {k: [] for k in chain if isinstance(graph.nodes[k], nir.LIF)}
+    state, current, outputs = {}, {}, []
+    spikes = {k: [] for k in chain if isinstance(graph.nodes[k], (nir.LIF, nir.CubaLIF))}
     for x in x_seq:
         values = {"input": x}
         for key in chain:
@@ -47,6 +48,22 @@ def run_nir(graph, x_seq):
                 h = h * (k[0] * k[1]) if isinstance(node, nir.SumPool2d) else h
             elif isinstance(node, nir.Flatten):
                 h = h.flatten(node.start_dim + 1, node.end_dim if node.end_dim < 0 else node.end_dim + 1)
+            elif isinstance(node, (nir.CubaLIF, nir.CubaLI, nir.LI)):
+                f = lambda v: torch.as_tensor(np.asarray(v, dtype=np.float64))  # noqa: E731
+                if not isinstance(node, nir.LI):  # the synaptic current, then the membrane with it
+                    i = current.get(key, torch.zeros_like(h))
+                    h = current[key] = i + DT / f(node.tau_syn) * (-i + f(node.w_in) * h)
+                tau = f(node.tau if isinstance(node, nir.LI) else node.tau_mem)
+                v = state.get(key, torch.zeros_like(h))
+                v = v + DT / tau * (f(node.v_leak) - v + f(node.r) * h)
+                if isinstance(node, nir.CubaLIF):
+                    s = (v > f(node.v_threshold)).double()
+                    v = torch.where(s.bool(), torch.zeros_like(v), v)
+                    spikes[key].append(s)
+                    h = s
+                else:
+                    h = v
+                state[key] = v
             elif isinstance(node, nir.LIF):
                 tau, r = torch.from_numpy(node.tau), torch.from_numpy(node.r)
                 v = state.get(key, torch.zeros_like(h))
@@ -441,8 +458,8 @@ def test_import_refuses_what_it_cannot_build_and_the_command_writes_a_module(tmp
                             edges=[("input", "n"), ("n", "output")], type_check=False)
 
     ones = np.ones(3)
-    with pytest.raises(ValueError, match="^n: CubaLIF nodes cannot be imported yet"):
-        import_nir(graph(nir.CubaLIF(tau_syn=ones, tau_mem=ones, r=ones, v_leak=0 * ones, v_threshold=ones)))
+    with pytest.raises(ValueError, match="^n: Threshold nodes cannot be imported yet"):
+        import_nir(graph(nir.Threshold(threshold=ones)))
     with pytest.raises(ValueError, match="^n: LIF with v_leak != 0"):
         import_nir(graph(nir.LIF(tau=ones, r=ones, v_leak=ones, v_threshold=ones)))
     with pytest.raises(ValueError, match="^n: v_threshold varies between neurons"):
@@ -458,3 +475,36 @@ def test_import_refuses_what_it_cannot_build_and_the_command_writes_a_module(tmp
     assert all(m.tau_b.grad is not None for m in net.modules() if isinstance(m, DALIF))
     assert main(["import-nir", str(tmp_path / "missing.nir"), "--out", str(tmp_path / "m.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_import_of_current_based_and_non_spiking_nodes_follows_the_nir_equations():
+    """CubaLIF (per-channel time constants), CubaLI and LI nodes become adalif's cuba_lif, cuba_li
+    and leaky_integrator neurons: spikes and readouts equal to forward Euler of NIR's equations."""
+    from adalif import import_nir
+    from adalif.neurons import Neuron
+
+    rng = np.random.default_rng(0)
+    nodes = {
+        "input": nir.Input(input_type={"input": np.array([4])}),
+        "fc1": nir.Affine(weight=rng.normal(0, 1.5, (3, 4)), bias=np.full(3, 0.5)),
+        "cuba": nir.CubaLIF(tau_syn=np.array([2e-4, 3e-4, 4e-4]), tau_mem=np.array([3e-4, 3e-4, 5e-4]), r=np.full(3, 2.0),
+                            v_leak=np.zeros(3), v_threshold=np.full(3, 0.8), w_in=np.full(3, 1.5)),
+        "fc2": nir.Affine(weight=rng.normal(0, 1.0, (2, 3)), bias=np.zeros(2)),
+        "li": nir.LI(tau=np.full(2, 4e-4), r=np.full(2, 1.5), v_leak=np.zeros(2)),
+        "cuba_li": nir.CubaLI(tau_syn=np.full(2, 2e-4), tau_mem=np.full(2, 5e-4), r=np.ones(2), v_leak=np.zeros(2),
+                              w_in=np.full(2, 0.5)),
+        "output": nir.Output(output_type={"output": np.array([2])}),
+    }
+    edges = [("input", "fc1"), ("fc1", "cuba"), ("cuba", "fc2"), ("fc2", "li"), ("fc2", "cuba_li"), ("li", "output"),
+             ("cuba_li", "output")]
+    graph = nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
+    net = import_nir(graph, dt=DT).double()
+    kinds = [type(m).__name__ for m in net.modules() if isinstance(m, Neuron)]
+    assert kinds == ["CubaLIF", "LeakyIntegrator", "CubaLI"] and next(
+        m for m in net.modules() if type(m).__name__ == "CubaLIF").granularity == "channel"
+    x = torch.rand(12, 3, 4, dtype=torch.float64) * 2
+    expect, spikes = run_nir(graph, x)
+    out, ours = _spiking_run(net, x, (Neuron,))
+    assert torch.equal(next(iter(ours.values())), spikes["cuba"]) and 0 < float(spikes["cuba"].mean()) < 1
+    # The module stores its weights and coefficients in float32 (PyTorch's default dtype).
+    torch.testing.assert_close(out, expect, rtol=1e-6, atol=1e-6)

@@ -118,7 +118,7 @@ def _binary_neurons(model: Optional[nn.Module]) -> Iterator[nn.Module]:
     from .neurons import Neuron
 
     modules = model.modules() if model is not None else ()
-    return (m for m in modules if isinstance(m, Neuron))
+    return (m for m in modules if isinstance(m, Neuron) and m.spiking)
 
 
 def _mark(module, inputs, output):

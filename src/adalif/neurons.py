@@ -43,6 +43,8 @@ class Neuron(nn.Module):
 
     #: The neuron family: its step function, initial state and fused kernels.
     dynamics: F.Dynamics
+    #: Whether the output is spikes (0 or 1); False for a readout whose output is its potential.
+    spiking: bool = True
 
     def __init__(self, backend: Optional[str] = None) -> None:
         super().__init__()

@@ -94,6 +94,8 @@ class NeuronDefinition:
     track: Optional[Callable[[nn.Module], Dict[str, float]]] = None
     initialize: Optional[Callable[[nn.Module], None]] = None
     doc: str = ""
+    #: False for a neuron whose output is a potential, not spikes (a leaky-integrator readout).
+    spiking: bool = True
 
     def __post_init__(self) -> None:
         clash = set(getattr(self.options, "_fields", ())) & {p.name for p in self.parameters}
@@ -322,7 +324,7 @@ def _derived_module(d: NeuronDefinition) -> type:
     signature = inspect.Signature(sig)
     namespace = {
         "__init__": __init__, "__getattr__": __getattr__, "params": params_, "_check_step_input": _check_step_input,
-        "run": run, "extra_repr": extra_repr, "definition": d, "dynamics": d.dynamics,
+        "run": run, "extra_repr": extra_repr, "definition": d, "dynamics": d.dynamics, "spiking": d.spiking,
         "__doc__": d.doc or f"The {d.class_name} neuron (adalif definition {d.name!r}).",
         "__module__": getattr(d.step, "__module__", __name__),
     }

@@ -12,9 +12,12 @@ sum of its incoming edges (graphs may branch and merge), in the graph's topologi
   :math:`\\alpha = dt R/\\tau` (IF: :math:`\\beta = 1`, :math:`\\alpha = dt R`), and a hard reset to 0.
   The decays are per layer, or per channel (the first neuron dimension) when they vary.
 
-Refused, naming the node and what it holds: a LIF with a leak or reset potential other than 0,
-a threshold that varies between neurons, decays that vary within a channel, and the node kinds
-not built yet (``LI``, ``CubaLIF``, ``CubaLI``, recurrent subgraphs, ...). adalif fires on
+* ``CubaLIF``, ``LI`` and ``CubaLI``: the neurons of :mod:`adalif.definitions.current`, with the
+  coefficients of the same Euler step.
+
+Refused, naming the node and what it holds: a leak or reset potential other than 0, a threshold
+that varies between neurons, coefficients that vary within a channel, cycles, and other node kinds
+(``Delay``, ``Threshold``, ``I``, ...). adalif fires on
 :math:`H \\ge V_{th}`, NIR on :math:`v > v_{th}`: they differ on exact ties only.
 """
 
@@ -119,8 +122,55 @@ def _neuron(key: str, node, dt: float) -> DALIF:
     return neuron
 
 
+def _per_channel(key: str, values: Dict[str, np.ndarray]):
+    """``(granularity, num_channels, {name: value or [C] array})`` of neuron coefficients given per
+    neuron: one value per layer when each is uniform, else one per channel (the first neuron
+    dimension) when each is uniform within a channel; refused otherwise."""
+    shape = np.broadcast_shapes(*(np.shape(v) for v in values.values()))
+    full = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for k, v in values.items()}
+    if all(np.all(v == v.reshape(-1)[0]) for v in full.values()):
+        return "layer", None, {k: float(v.reshape(-1)[0]) for k, v in full.items()}
+    rows = {k: v.reshape(shape[0], -1) for k, v in full.items()}
+    if not all(np.all(r == r[:, :1]) for r in rows.values()):
+        raise NIRImportError(f"{key}: the time constants or gains vary within a channel; adalif neurons take one "
+                             f"per layer or channel")
+    return "channel", shape[0], {k: r[:, 0] for k, r in rows.items()}
+
+
+def _current_based(key: str, node, dt: float) -> nn.Module:
+    """CubaLIF, LI and CubaLI as the neurons of :mod:`adalif.definitions.current`."""
+    import nir
+
+    from ..definitions import get
+
+    r = np.asarray(node.r, dtype=np.float64)
+    if not np.all(np.asarray(node.v_leak) == 0):
+        raise NIRImportError(f"{key}: {type(node).__name__} with v_leak != 0 (a constant drive) has no adalif neuron yet")
+    tau_mem = np.asarray(node.tau if isinstance(node, nir.LI) else node.tau_mem, dtype=np.float64)
+    coefficients = {"mem_decay": 1.0 - dt / tau_mem, "mem_gain": dt * r / tau_mem}
+    if not isinstance(node, nir.LI):
+        tau_syn = np.asarray(node.tau_syn, dtype=np.float64)
+        coefficients.update(syn_decay=1.0 - dt / tau_syn, syn_gain=dt * np.asarray(node.w_in, dtype=np.float64) / tau_syn)
+    name = {nir.CubaLIF: "cuba_lif", nir.LI: "leaky_integrator", nir.CubaLI: "cuba_li"}[type(node)]
+    options = {}
+    if isinstance(node, nir.CubaLIF):
+        if node.v_reset is not None and not np.all(np.asarray(node.v_reset) == 0):
+            raise NIRImportError(f"{key}: a reset to {float(np.mean(node.v_reset)):g}; adalif's hard reset goes to 0")
+        options["v_threshold"] = _uniform(node.v_threshold, key, "v_threshold")
+    granularity, channels, values = _per_channel(key, coefficients)
+    kwargs = {"granularity": granularity, "num_channels": channels} if granularity == "channel" else {}
+    neuron = get(name).module_class()(**options, **kwargs)
+    with torch.no_grad():
+        for param, value in values.items():
+            getattr(neuron, param).copy_(torch.as_tensor(value))
+    return neuron
+
+
 def _layer(key: str, node, dt: float) -> nn.Module:
     import nir
+
+    if isinstance(node, (nir.CubaLIF, nir.LI, nir.CubaLI)):
+        return _current_based(key, node, dt)
 
     def tensor(v):
         return torch.as_tensor(np.asarray(v), dtype=torch.float32)
@@ -154,7 +204,7 @@ def _layer(key: str, node, dt: float) -> nn.Module:
         layer = Scale(node.scale)
     else:
         raise NIRImportError(f"{key}: {type(node).__name__} nodes cannot be imported yet (supported: Affine, Linear, "
-                             f"Conv1d, Conv2d, Flatten, AvgPool2d, SumPool2d, Scale, LIF, IF)")
+                             f"Conv1d, Conv2d, Flatten, AvgPool2d, SumPool2d, Scale, LIF, IF, CubaLIF, LI, CubaLI)")
     return SeqToANN(layer)
 
 
