@@ -508,3 +508,25 @@ def test_import_of_current_based_and_non_spiking_nodes_follows_the_nir_equations
     assert torch.equal(next(iter(ours.values())), spikes["cuba"]) and 0 < float(spikes["cuba"].mean()) < 1
     # The module stores its weights and coefficients in float32 (PyTorch's default dtype).
     torch.testing.assert_close(out, expect, rtol=1e-6, atol=1e-6)
+
+
+def test_snntorch_importer_reproduces_the_portable_form_of_a_chain(capsys):
+    """The portable form (input scale folded into the weights, r = 1) read by snnTorch: a DA-LIF
+    layer whose input scale R = alpha / (1 - beta) is not 1, and a LIF layer: identical spikes.
+    (snnTorch has no SumPool2d, so a portable network with pooling is not for it.)"""
+    torch.manual_seed(0)
+    model = nn.Sequential(SeqToANN(nn.Conv2d(1, 4, 3, padding=1)), TimeBatchNorm(4),
+                          DALIF(alpha_init=0.6, beta_init=0.3, backend="reference"),
+                          SeqToANN(nn.Flatten(), nn.Linear(4 * 6 * 6, 5)), LIF(tau=2.0, backend="reference")).eval()
+    with torch.no_grad():
+        model[1].bn.bias.fill_(0.5)
+        model[3][1].weight.mul_(4.0)
+        model[3][1].bias.fill_(0.5)
+    x = torch.rand(6, 3, 1, 6, 6) * 2
+    graph = to_nir(model, x[:, :1], portable=True)
+    assert all(np.all(n.r == 1) for n in graph.nodes.values() if isinstance(n, nir.LIF))
+    _, spikes = _spiking_run(model, x, (DALIF, LIF))
+    theirs, _ = _snntorch_spikes(graph, x)
+    capsys.readouterr()
+    assert [int((a != b).sum()) for a, b in zip(spikes.values(), theirs)] == [0, 0]
+    assert all(0 < float(s.mean()) < 1 for s in spikes.values())
