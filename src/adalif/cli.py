@@ -296,14 +296,13 @@ def _export_nir(args) -> str:
 
 
 def _import_nir(args) -> str:
-    from .export.nir_import import NIRImportError, import_nir, save_imported
+    from .export.nir_import import NIRImportError, save_imported
 
     try:
-        module = import_nir(args.graph, args.dt)
-        out = save_imported(args.graph, args.out, args.dt)
+        module = save_imported(args.graph, args.out, args.dt)
     except NIRImportError as err:
         raise ConfigError(str(err)) from err
-    return f"{args.graph} -> {out} ({sum(1 for _ in module.names)} nodes)"
+    return f"{args.graph} -> {args.out} ({len(module.names)} nodes)"
 
 
 def _report(args) -> str:

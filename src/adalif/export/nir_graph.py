@@ -348,16 +348,18 @@ def make_portable(graph):
         targets.setdefault(a, []).append(b)
     synapses = (nir.Conv2d, nir.Affine)
 
+    def rebuilt(node, weight: np.ndarray, bias: np.ndarray):
+        """The Conv2d or Affine ``node`` with other weights and bias."""
+        if isinstance(node, nir.Conv2d):
+            return nir.Conv2d(input_shape=node.input_shape, weight=weight, stride=node.stride, padding=node.padding,
+                              dilation=node.dilation, groups=node.groups, bias=bias)
+        return nir.Affine(weight=weight, bias=bias)
+
     def scaled(key: str, factor: np.ndarray) -> None:
         """Multiply the outputs of synapse ``key`` by ``factor`` (one value per output channel)."""
         node = nodes[key]
         shape = (-1,) + (1,) * (node.weight.ndim - 1)
-        weight, bias = node.weight * factor.reshape(shape), node.bias * factor
-        if isinstance(node, nir.Conv2d):
-            nodes[key] = nir.Conv2d(input_shape=node.input_shape, weight=weight, stride=node.stride, padding=node.padding,
-                                    dilation=node.dilation, groups=node.groups, bias=bias)
-        else:
-            nodes[key] = nir.Affine(weight=weight, bias=bias)
+        nodes[key] = rebuilt(node, node.weight * factor.reshape(shape), node.bias * factor)
 
     for key, node in list(nodes.items()):
         if not isinstance(node, nir.LIF) or np.all(node.r == 1):
@@ -401,11 +403,8 @@ def make_portable(graph):
             continue
         area = float(np.prod(node.kernel_size))
         for dst in consumers:
-            d = nodes[dst]
-            weight = d.weight / area  # the inputs (not the outputs) are scaled: the weights, not the bias
-            nodes[dst] = (nir.Conv2d(input_shape=d.input_shape, weight=weight, stride=d.stride, padding=d.padding,
-                                     dilation=d.dilation, groups=d.groups, bias=d.bias)
-                          if isinstance(d, nir.Conv2d) else nir.Affine(weight=weight, bias=d.bias))
+            # The inputs (not the outputs) are scaled: the weights, not the bias.
+            nodes[dst] = rebuilt(nodes[dst], nodes[dst].weight / area, nodes[dst].bias)
         nodes[key] = nir.SumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding)
     return nir.NIRGraph(nodes=nodes, edges=edges, type_check=False)
 

@@ -104,21 +104,12 @@ def _neuron(key: str, node, dt: float) -> DALIF:
     if node.v_reset is not None and not np.all(np.asarray(node.v_reset) == 0):
         raise NIRImportError(f"{key}: a reset to {float(np.mean(node.v_reset)):g}; adalif's hard reset goes to 0")
     threshold = _uniform(node.v_threshold, key, "v_threshold")
-    shape = np.broadcast_shapes(np.shape(alpha), np.shape(beta), np.shape(node.v_threshold))
-    alpha, beta = np.broadcast_to(alpha, shape), np.broadcast_to(beta, shape)
-    if all(np.all(v == v.reshape(-1)[0]) for v in (alpha, beta)):
-        neuron = DALIF(float(alpha.reshape(-1)[0]), float(beta.reshape(-1)[0]), decay_fn="none", v_threshold=threshold,
-                       reset="hard")
-        return neuron
-    channels = alpha.reshape(shape[0], -1) if len(shape) else alpha.reshape(1, 1)
-    betas = beta.reshape(shape[0], -1) if len(shape) else beta.reshape(1, 1)
-    if not (np.all(channels == channels[:, :1]) and np.all(betas == betas[:, :1])):
-        raise NIRImportError(f"{key}: the decays vary within a channel; adalif neurons take one per layer or channel")
-    neuron = DALIF(1.0, 1.0, decay_fn="none", granularity="channel", num_channels=shape[0], v_threshold=threshold,
-                   reset="hard")
-    with torch.no_grad():
-        neuron.tau_a.copy_(torch.as_tensor(channels[:, 0]))
-        neuron.tau_b.copy_(torch.as_tensor(betas[:, 0]))
+    granularity, channels, decays = _per_channel(key, {"tau_a": alpha, "tau_b": beta})
+    kwargs = {"granularity": granularity, "num_channels": channels} if granularity == "channel" else {}
+    neuron = DALIF(1.0, 1.0, decay_fn="none", v_threshold=threshold, reset="hard", **kwargs)
+    with torch.no_grad():  # with decay_fn="none" the stored parameters are the decays themselves
+        for name, value in decays.items():
+            getattr(neuron, name).copy_(torch.as_tensor(value))
     return neuron
 
 
@@ -258,15 +249,16 @@ def import_nir(graph_or_path: Union["object", str, os.PathLike], dt: float = 1e-
     return NIRNetwork(layers, {k: resolve(sources[k]) for k in order}, resolve(sources.get(outputs[0], [])))
 
 
-def save_imported(nir_path: str, out: str, dt: float = 1e-4) -> str:
-    """Import ``nir_path`` and write ``out``: a ``.pt`` that :func:`load_imported` reads with
-    ``weights_only`` loading (the NIR file's bytes, ``dt`` and the module's state dict)."""
+def save_imported(nir_path: str, out: str, dt: float = 1e-4) -> NIRNetwork:
+    """Import ``nir_path``, write ``out`` (a ``.pt`` that :func:`load_imported` reads with
+    ``weights_only`` loading: the NIR file's bytes, ``dt`` and the module's state dict) and return
+    the module."""
     module = import_nir(nir_path, dt)
     with open(nir_path, "rb") as fh:
         payload = {"format": IMPORT_FORMAT, "nir": fh.read(), "dt": dt, "state_dict": module.state_dict()}
     with replaced_atomically(out) as tmp:
         torch.save(payload, tmp)
-    return out
+    return module
 
 
 def load_imported(path: str) -> NIRNetwork:
