@@ -6,7 +6,7 @@
 Networks (the issue's): ResNet-19 on CIFAR-shaped input (T = 4, batch 32) and VGGSNN on
 CIFAR10-DVS-shaped input (2x48x48, T = 10, batch 8), with LIF neurons, one SGD step per iteration.
 
-Settings: adalif's ``memory`` options (spikes plain|packed x checkpoint none|blocks), and the same
+Settings: adalif's ``memory`` options (spikes plain|packed x checkpoint none|neurons|blocks), and the same
 network with SpikingJelly 2.0.0's ``LIFNode`` (multi-step) in place of adalif's
 neurons, plain and with its memory optimiser (``memopt.optimize_memory`` level 1: checkpointing of
 the target modules with 1-bit compression of binary inputs; levels 2-4 need CUDA), when
@@ -33,12 +33,24 @@ import time
 CASES = {  # name: (model, model kwargs, input shape, time-major)
     "resnet19": ("resnet19", {"T": 4, "num_classes": 10}, (32, 3, 32, 32), False),
     "vggsnn": ("vggsnn", {"T": 10, "num_classes": 10, "input_size": 48}, (10, 8, 2, 48, 48), True),
+    # The same with per-step batch norm, the models that time chunks (checkpoint: time) can run.
+    "vggsnn-step": ("vggsnn", {"T": 10, "num_classes": 10, "input_size": 48, "bn": "per_step"}, (10, 8, 2, 48, 48), True),
+    "vggsnn-step-t20": ("vggsnn", {"T": 20, "num_classes": 10, "input_size": 48, "bn": "per_step"}, (20, 8, 2, 48, 48),
+                        True),
 }
 SMALL = {
     "resnet19": ("resnet19", {"T": 2, "num_classes": 10}, (4, 3, 16, 16), False),
     "vggsnn": ("vggsnn", {"T": 3, "num_classes": 10, "input_size": 16}, (3, 2, 2, 16, 16), True),
+    "vggsnn-step": ("vggsnn", {"T": 3, "num_classes": 10, "input_size": 16, "bn": "per_step"}, (3, 2, 2, 16, 16), True),
+    "vggsnn-step-t20": ("vggsnn", {"T": 6, "num_classes": 10, "input_size": 16, "bn": "per_step"}, (6, 2, 2, 16, 16),
+                        True),
 }
-SETTINGS = ["plain", "packed", "blocks", "packed+blocks", "sj", "sj-memopt"]
+SETTINGS = ["plain", "packed", "neurons", "packed+neurons", "blocks", "packed+blocks", "time", "time:2", "time:4",
+            "sj", "sj-memopt"]
+#: The settings each network runs by default: time chunks only where they are exact (per-step BN).
+DEFAULT_SETTINGS = {"resnet19": SETTINGS[:6] + SETTINGS[-2:], "vggsnn": SETTINGS[:6] + SETTINGS[-2:],
+                    "vggsnn-step": ["plain", "packed", "blocks", "time", "time:2"],
+                    "vggsnn-step-t20": ["plain", "blocks", "time", "time:2"]}
 
 
 def _rss_bytes() -> int:
@@ -90,12 +102,13 @@ def worker(case: str, setting: str, steps: int, small: bool, device: str) -> dic
 
     torch.manual_seed(0)
     name, kwargs, shape, _ = (SMALL if small else CASES)[case]
+    kwargs = dict(kwargs)
     model = create_model(name, neuron="lif", **kwargs)
     x = torch.rand(*shape, device=device)
-    if case == "vggsnn":  # event counts
+    if name == "vggsnn":  # event counts
         x = (x > 0.8).float()
     y = torch.randint(0, 10, (shape[1] if x.dim() == 5 else shape[0],), device=device)
-    targets = (BasicBlock,) if case == "resnet19" else (torch.nn.Sequential,)
+    targets = (BasicBlock,) if name == "resnet19" else (torch.nn.Sequential,)
     if setting.startswith("sj"):
         _spikingjelly_neurons(model, targets)
     model.to(device).train()
@@ -105,7 +118,8 @@ def worker(case: str, setting: str, steps: int, small: bool, device: str) -> dic
         memopt.optimize_memory(model, targets, lambda m: m(x), level=1, compress=True)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     spikes = "packed" if "packed" in setting else "plain"
-    checkpoint = "blocks" if "blocks" in setting else "none"
+    checkpoint = next((c for c in ("neurons", "blocks", "time") if c in setting), "none")
+    chunk = int(setting.split(":")[1]) if ":" in setting else 1
 
     def step():
         if setting.startswith("sj"):
@@ -113,7 +127,7 @@ def worker(case: str, setting: str, steps: int, small: bool, device: str) -> dic
 
             sj_functional.reset_net(model)
         opt.zero_grad(set_to_none=True)
-        with memory.training_memory(model, spikes, checkpoint):
+        with memory.training_memory(model, spikes, checkpoint, chunk):
             out = model(x)
             loss = F.cross_entropy(out.mean(0), y)
         loss.backward()
@@ -148,7 +162,8 @@ def worker(case: str, setting: str, steps: int, small: bool, device: str) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    parser.add_argument("--settings", nargs="+", default=SETTINGS, choices=SETTINGS)
+    parser.add_argument("--settings", nargs="+", default=None, choices=SETTINGS,
+                        help="default: each network's own list (time chunks only with per-step batch norm)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per setting (after one warm-up step)")
     parser.add_argument("--small", action="store_true", help="tiny shapes")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -164,7 +179,7 @@ def main() -> None:
     print("| network | setting | peak memory (MB) | vs plain | step (s) | vs plain |\n|---|---|---|---|---|---|")
     for case in args.cases:
         plain = None
-        for setting in args.settings:
+        for setting in args.settings or DEFAULT_SETTINGS[case]:
             cmd = [sys.executable, __file__, "--worker", case, setting, "--steps", str(args.steps), "--device", args.device]
             out = subprocess.run(cmd + (["--small"] if args.small else []), capture_output=True, text=True, env=env)
             line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)

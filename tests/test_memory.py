@@ -64,7 +64,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("name, neuron, kwargs, shape", CASES, ids=[f"{c[0]}-{c[1]}" for c in CASES])
-@pytest.mark.parametrize("spikes, checkpoint", [("packed", "none"), ("plain", "blocks"), ("packed", "blocks")])
+@pytest.mark.parametrize("spikes, checkpoint", [("packed", "none"), ("plain", "blocks"), ("packed", "blocks"),
+                                               ("plain", "neurons"), ("packed", "neurons")])
 def test_gradients_and_statistics_are_bit_identical_to_a_plain_run(name, neuron, kwargs, shape, spikes, checkpoint):
     x = torch.rand(*shape)
     plain_model, model = _fresh(name, neuron, **kwargs), _fresh(name, neuron, **kwargs)
@@ -126,21 +127,125 @@ def test_segments_end_in_spikes():
 
 def test_training_with_both_settings_ends_with_the_same_weights(tmp_path):
     """Through the config (model.memory) and Lightning: three steps of the digits DA-LIF recipe,
-    plain and with packed spikes and checkpointed blocks, end bit-identical."""
+    plain, with packed spikes and checkpointed blocks, and with packed spikes and recomputed
+    neurons, end bit-identical."""
     from adalif.cli import main, parse_config
     from adalif.safe_load import load_torch
     from adalif.train.run import train
 
     states = []
-    for spikes, checkpoint in (("plain", "none"), ("packed", "blocks")):
-        cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path / spikes),
+    for spikes, checkpoint in (("plain", "none"), ("packed", "blocks"), ("packed", "neurons")):
+        cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path / checkpoint),
                             "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3",
                             "--trainer.limit_val_batches", "1", "--trainer.progress_bar", "false",
                             "--trainer.logger", "none", "--model.memory.spikes", spikes,
                             "--model.memory.checkpoint", checkpoint])
         run = train(cfg).run_dir
         states.append(load_torch(f"{run}/checkpoints/last.ckpt")["state_dict"])
-    assert states[0].keys() == states[1].keys()
-    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    for other in states[1:]:
+        assert states[0].keys() == other.keys()
+        assert all(torch.equal(states[0][k], other[k]) for k in states[0])
     assert main(["train", "--config", "configs/digits_dalif.yaml", "--model.memory.spikes", "bits",
                  "--output_dir", str(tmp_path / "bad")]) == 2
+    assert main(["train", "--config", "configs/digits_dalif.yaml", "--model.memory.checkpoint", "time",
+                 "--output_dir", str(tmp_path / "bad")]) == 2  # the digits CNN's BN is over T·B
+    assert main(["train", "--config", "configs/digits_dalif.yaml", "--model.memory.chunk", "0",
+                 "--output_dir", str(tmp_path / "bad")]) == 2
+
+
+@pytest.mark.parametrize("checkpoint, recomputed", [("neurons", 0), ("blocks", 8)])
+def test_neurons_recomputes_no_convolution(checkpoint, recomputed, monkeypatch):
+    """``neurons`` keeps each convolution's output and convolves only in the first pass;
+    ``blocks`` convolves every layer twice."""
+    calls = []
+    convolve = nn.Conv2d._conv_forward
+    monkeypatch.setattr(nn.Conv2d, "_conv_forward", lambda self, *args: calls.append(self) or convolve(self, *args))
+    model = _fresh("vggsnn", "lif", T=2, input_size=16)
+    x = torch.rand(2, 2, 2, 16, 16)
+    with memory.training_memory(model, "packed", checkpoint):
+        loss = model(x).square().mean()
+    forward = len(calls)
+    loss.backward()
+    assert forward == 8 and len(calls) - forward == recomputed
+
+
+def test_neurons_under_autocast_gives_the_plain_gradients():
+    """bf16 autocast: the kept convolution outputs are bf16, and the casts of input and weight
+    backpropagate as in a plain run."""
+    x = torch.rand(2, 2, 2, 16, 16)
+    results = []
+    for checkpoint in ("none", "neurons"):
+        model = _fresh("vggsnn", "dalif", T=2, input_size=16)
+        with torch.autocast("cpu", dtype=torch.bfloat16), memory.training_memory(model, "packed", checkpoint):
+            loss = model(x).float().square().mean()
+        loss.backward()
+        results.append([p.grad for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+
+
+def _close(grads, got):
+    """Gradients equal up to float rounding: within 1e-5 of the largest of each tensor (a
+    convolution's bias before a batch norm has a gradient of rounding noise only)."""
+    scale = max(float(g.abs().max()) for g in grads)
+    return all(torch.allclose(a, b, rtol=1e-5, atol=1e-5 * scale) for a, b in zip(grads, got))
+
+
+TIME_CASES = [
+    ("vggsnn", "lif", dict(T=5, input_size=16), (5, 2, 2, 16, 16), 1),
+    ("vggsnn", "arlif", dict(T=5, input_size=16), (5, 2, 2, 16, 16), 2),
+    ("resnet19", "dalif", dict(T=3), (2, 3, 16, 16), 2),
+    ("vggsnn", "plif", dict(T=5, input_size=16), (5, 2, 2, 16, 16), 3),
+]
+
+
+@pytest.mark.parametrize("name, neuron, kwargs, shape, chunk", TIME_CASES, ids=[f"{c[0]}-{c[1]}-{c[4]}" for c in TIME_CASES])
+def test_time_chunks_give_the_plain_run(name, neuron, kwargs, shape, chunk):
+    """Per-step batch norm: the same outputs and running statistics, and gradients equal up to
+    rounding (the weight gradients are summed chunk by chunk), for chunks that do and do not
+    divide T."""
+    x = torch.rand(*shape)
+    results = []
+    for checkpoint in ("none", "time"):
+        model = _fresh(name, neuron, bn="per_step", **kwargs)
+        with memory.training_memory(model, "plain", checkpoint, chunk=chunk):
+            out = model(x)
+        out.square().mean().backward()
+        results.append((out.detach(), [p.grad for p in model.parameters()], list(model.buffers())))
+    (out, grads, buffers), (got_out, got_grads, got_buffers) = results
+    assert torch.equal(out, got_out)
+    assert all(torch.equal(a, b) for a, b in zip(buffers, got_buffers))
+    assert _close(grads, got_grads)
+
+
+def test_time_chunks_keep_less_than_the_plain_run():
+    """What the graph keeps between the passes: the chunks' inputs and the neurons' states at the
+    chunk boundaries, far less than the plain run's activations of every step."""
+    x = torch.rand(6, 2, 2, 16, 16)
+    kept = []
+    for checkpoint in ("none", "time"):
+        model = _fresh("vggsnn", "lif", T=6, input_size=16, bn="per_step")
+        storages = {}
+
+        def pack(t):
+            storages[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with memory.training_memory(model, "plain", checkpoint, chunk=2):
+                model(x)
+        kept.append(sum(storages.values()))
+    assert kept[1] < kept[0] / 4
+
+
+def test_time_chunks_refuse_layers_that_mix_steps():
+    with pytest.raises(ValueError, match="bn: per_step"):
+        with memory.checkpoint_time(_fresh("vggsnn", "lif", T=2, input_size=16)):
+            pass
+    with pytest.raises(ValueError, match="dropout"):
+        with memory.checkpoint_time(_fresh("vgg11_bn", "lif", T=2, bn="per_step", dropout=0.2)):
+            pass
+    with pytest.raises(ValueError, match="parameter per time step"):
+        with memory.checkpoint_time(_fresh("vggsnn", "glif", T=2, input_size=16, bn="per_step")):
+            pass
+    with pytest.raises(ValueError, match="memory.chunk"):
+        with memory.checkpoint_time(_fresh("vggsnn", "lif", T=2, input_size=16, bn="per_step"), chunk=0):
+            pass

@@ -1,5 +1,5 @@
 """Training memory: 1-bit storage of the spikes that layers save for backward, and checkpointing
-over blocks (docs/training.md, "Training memory").
+over layers and over time (docs/training.md, "Training memory").
 
 Backpropagation through time keeps what every layer saved in the forward pass. After a spiking
 neuron, the largest of those tensors are its spikes, kept by each following convolution or linear
@@ -13,10 +13,14 @@ to a plain run (the tests check it). A tensor saved twice (the two convolutions 
 block read the same spikes) is packed once.
 
 :func:`checkpoint_blocks` recomputes each block's forward in the backward pass, so that only the
-block inputs are kept between the passes. The recomputation updates no batch-norm running statistics: they are
-updated once per step, as in a plain run. With both, the block inputs (spikes) are kept as bits.
+block inputs are kept between the passes; with ``keep_convolutions`` it keeps each convolution's
+output too and recomputes only the cheap layers between them (``checkpoint: neurons``). The
+recomputation updates no batch-norm running statistics: they are updated once per step, as in a
+plain run. With packed spikes, the block inputs (spikes) are kept as bits. Both are exact.
 
-Both are exact; ``packed`` costs two passes over each packed tensor, ``blocks`` one more forward.
+:func:`checkpoint_time` runs the layers a few time steps at a time and keeps only the neurons'
+states between the chunks (``checkpoint: time``), so that memory no longer grows with T; it needs
+layers that act on each step alone (per-step batch norm, no dropout).
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 import torch
 from torch import nn
 
-__all__ = ["MEMORY_SPIKES", "MEMORY_CHECKPOINT", "packed_spikes", "checkpoint_blocks", "training_memory",
+__all__ = ["MEMORY_SPIKES", "MEMORY_CHECKPOINT", "packed_spikes", "checkpoint_blocks", "checkpoint_time",
+           "time_chunk_refusal", "training_memory",
            "pack_bits", "unpack_bits", "segments", "default_container"]
 
 MEMORY_SPIKES = ("packed", "plain")
-MEMORY_CHECKPOINT = ("none", "blocks")
+MEMORY_CHECKPOINT = ("none", "neurons", "blocks", "time")
 
 _MARK = "_adalif_binary"  # on a neuron's output tensor: its version counter when it was marked
 _PACKED = "_adalif_packed"  # on the same tensor: its packed bits, shared by every saver
@@ -198,25 +203,96 @@ def _run(modules: List[nn.Module], x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def _keepable(m: nn.Module) -> bool:
+    """A convolution whose backward :class:`_KeptConv` can compute from its output's gradient,
+    its input and its weight alone (zero padding given as numbers, not transposed)."""
+    return (isinstance(m, nn.modules.conv._ConvNd) and not m.transposed and m.padding_mode == "zeros"
+            and not isinstance(m.padding, str))
+
+
+class _KeptConv(torch.autograd.Function):
+    """A convolution in a segment's recomputation: its output is the one the first pass kept, and
+    its backward is the convolution's own (``aten.convolution_backward``, the function PyTorch's
+    autograd formula calls), from its input and weight. Under autocast the caller passes both
+    already cast, as autocast casts them, so that the casts' gradients flow as in a plain run."""
+
+    @staticmethod
+    def forward(ctx, output, x, weight, bias, conv):
+        ctx.save_for_backward(x, weight)
+        ctx.conv, ctx.bias_sizes = conv, None if bias is None else list(bias.shape)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        conv, need = ctx.conv, ctx.needs_input_grad
+        gx, gw, gb = torch.ops.aten.convolution_backward(
+            grad, x, weight, ctx.bias_sizes, list(conv.stride), list(conv.padding), list(conv.dilation), False,
+            [0] * len(conv.stride), conv.groups, [need[1], need[2], need[3] and ctx.bias_sizes is not None])
+        return None, gx, gw, gb, None
+
+
+def _autocast_cast(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+    """``t`` as autocast would pass it to a convolution (unchanged outside autocast)."""
+    if t is None or not t.is_floating_point() or not torch.is_autocast_enabled(t.device.type):
+        return t
+    return t.to(torch.get_autocast_dtype(t.device.type))
+
+
+@contextlib.contextmanager
+def _convolutions(modules: List[nn.Module], kept: Dict[nn.Module, List[torch.Tensor]], replay: bool):
+    """The keepable convolutions of ``modules``: recording each output into ``kept`` (first pass),
+    or (``replay``) returning the recorded outputs, in call order, as :class:`_KeptConv`s."""
+    convs = [m for block in modules for m in block.modules() if _keepable(m)]
+
+    def record(conv):
+        def forward(x):
+            out = type(conv).forward(conv, x)
+            kept.setdefault(conv, []).append(out)
+            return out
+        return forward
+
+    def reuse(conv):
+        def forward(x):
+            outputs = kept.get(conv)
+            if not outputs:
+                raise RuntimeError("checkpoint: neurons: a segment's backward ran twice (retain_graph) or "
+                                   "called a convolution more often than its forward did")
+            return _KeptConv.apply(outputs.pop(0), _autocast_cast(x), _autocast_cast(conv.weight),
+                                   _autocast_cast(conv.bias), conv)
+        return forward
+
+    for conv in convs:
+        conv.forward = (reuse if replay else record)(conv)
+    try:
+        yield
+    finally:
+        for conv in convs:
+            del conv.forward
+
+
 class _Segment(torch.autograd.Function):
     """A segment run without keeping its activations: the forward runs under ``no_grad`` and
     saves only the input (with :func:`packed_spikes` active, as bits), the backward recomputes the
     segment from it, with the same random state and autocast, and backpropagates through it.
+    With ``keep_convs`` the forward also keeps the output of each convolution, and the
+    recomputation takes it instead of convolving again: it recomputes only the cheap layers
+    (batch norms, neurons, pooling, additions).
 
     Written here rather than taken from ``torch.utils.checkpoint``: its non-reentrant form keeps
     the segment's input as a plain reference, out of reach of the saved-tensor hooks that store
     spikes as bits; saving the input with ``save_for_backward`` puts it within their reach."""
 
     @staticmethod
-    def forward(ctx, modules, x, anchor):
+    def forward(ctx, modules, keep_convs, x, anchor):
         # ``anchor``: an empty tensor that requires grad, so that the segment gets a backward even
         # when its input does not (the first one, fed with data).
-        ctx.modules = modules
+        ctx.modules, ctx.kept = modules, {} if keep_convs else None
         ctx.rng = torch.get_rng_state()
         ctx.cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
         ctx.autocast = [(device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
                         for device in ("cpu", "cuda")]
-        with torch.no_grad():
+        with torch.no_grad(), (_convolutions(modules, ctx.kept, False) if keep_convs else contextlib.nullcontext()):
             y = _run(modules, x)
         ctx.save_for_backward(x)
         return y
@@ -224,21 +300,25 @@ class _Segment(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        x = x.detach().requires_grad_(ctx.needs_input_grad[1])
+        x = x.detach().requires_grad_(ctx.needs_input_grad[2])
         devices = [x.device] if x.is_cuda else []
+        replay = _convolutions(ctx.modules, ctx.kept, True) if ctx.kept is not None else contextlib.nullcontext()
         with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
             torch.set_rng_state(ctx.rng)
             if ctx.cuda_rng is not None:
                 torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
             # Running statistics restored after the backward: batch norm's backward reads them.
             with _no_statistics_update(ctx.modules):
-                with contextlib.ExitStack() as autocast, torch.enable_grad():
+                with contextlib.ExitStack() as autocast, torch.enable_grad(), replay:
                     for device, enabled, dtype in ctx.autocast:
                         if enabled:
                             autocast.enter_context(torch.autocast(device, dtype=dtype))
                     y = _run(ctx.modules, x)
                 torch.autograd.backward(y, grad)
-        return None, x.grad if ctx.needs_input_grad[1] else None, None
+        # The autograd engine keeps a node's Python attributes until the whole graph goes: free
+        # the kept outputs now (the saved tensors are freed by the engine itself).
+        ctx.kept = None
+        return None, None, x.grad if ctx.needs_input_grad[2] else None, None
 
 
 def default_container(model: nn.Module) -> nn.Sequential:
@@ -253,12 +333,16 @@ def default_container(model: nn.Module) -> nn.Sequential:
 
 
 @contextlib.contextmanager
-def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = None):
+def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = None, keep_convolutions: bool = False):
     """Within this context, the :func:`segments` of ``container`` (default:
     :func:`default_container`) keep only their input for backward and recompute their forward
     there (in training mode with gradients; as usual otherwise). Batch-norm running statistics are
     updated once per step, by the first pass. Backward with ``loss.backward()`` (the recomputed
-    gradients reach the parameters from within the backward pass, as reentrant checkpointing)."""
+    gradients reach the parameters from within the backward pass, as reentrant checkpointing).
+
+    ``keep_convolutions``: also keep each convolution's output, so that the recomputation runs
+    only the layers between convolutions (batch norms, neurons, pooling, additions): the
+    ``checkpoint: neurons`` option, less memory saved for much less time."""
     container = default_container(model) if container is None else container
     parts = segments(container)
 
@@ -267,7 +351,7 @@ def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = Non
             return _run([m for part in parts for m in part], x)
         anchor = torch.empty(0, requires_grad=True)
         for part in parts:
-            x = _Segment.apply(part, x, anchor)
+            x = _Segment.apply(part, keep_convolutions, x, anchor)
         return x
 
     container.forward = forward
@@ -277,17 +361,174 @@ def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = Non
         del container.forward  # back to nn.Sequential.forward
 
 
+def time_chunk_refusal(container: nn.Module, prefix: str = "features.") -> Optional[str]:
+    """Why ``container`` cannot be run in time chunks with the same result, or None: each of its
+    layers but the neurons must act on every time step separately. ``prefix``: the container's
+    name in the model, for the module named in the answer."""
+    from .definitions import definition_of
+    from .layers import SharedDropout, TimeBatchNorm
+    from .neurons import Neuron
+
+    per_step_norms = {id(m.bn) for m in container.modules() if isinstance(m, TimeBatchNorm) and m.mode == "per_step"}
+    for name, m in container.named_modules(prefix=prefix.rstrip(".")):
+        if isinstance(m, TimeBatchNorm) and m.mode != "per_step":
+            return (f"{name}: a batch norm with statistics over all steps (bn: {m.mode}); build the model with "
+                    "bn: per_step (model.options.bn in a config)")
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and id(m) not in per_step_norms:
+            return f"{name}: a batch norm over T·B; only TimeBatchNorm with mode per_step normalises each step alone"
+        if isinstance(m, (SharedDropout, nn.modules.dropout._DropoutNd)) and m.p > 0:
+            return f"{name}: dropout draws its masks over all steps at once; use checkpoint: blocks"
+        if isinstance(m, Neuron):
+            if type(m).forward is not Neuron.forward:
+                return f"{name}: {type(m).__name__} overrides forward; time chunks run neurons through Neuron.run"
+            try:
+                per_step = definition_of(m).per_step
+            except ValueError:
+                per_step = False
+            if per_step:
+                return f"{name}: {type(m).__name__} has a parameter per time step"
+    return None
+
+
 @contextlib.contextmanager
-def training_memory(model: nn.Module, spikes: str = "plain", checkpoint: str = "none"):
+def _carried_states(neurons: List[nn.Module], start: List[Optional[tuple]], end: List[Optional[tuple]]):
+    """Each neuron of ``neurons`` starts from ``start[i]`` (None: its initial state) and leaves
+    its final state in ``end[i]``; each must run once per call."""
+    def carried(i, neuron):
+        def forward(x):
+            if end[i] is not None:
+                raise RuntimeError(f"checkpoint: time: {type(neuron).__name__} ran twice in one chunk; time chunks "
+                                   "need each neuron called once per forward")
+            out = neuron.run(x, start[i])
+            end[i] = out.state
+            return out.spikes
+        return forward
+
+    for i, neuron in enumerate(neurons):
+        neuron.forward = carried(i, neuron)
+    try:
+        yield
+    finally:
+        for neuron in neurons:
+            del neuron.forward
+
+
+class _Chunk(torch.autograd.Function):
+    """Steps ``[t0, t1)`` of a container run without keeping their activations: the forward keeps
+    the chunk's input and the neurons' states before it; the backward recomputes the chunk from
+    them and backpropagates the gradients of its output and of the states it hands on.
+    Arguments after ``anchor``: the neurons' start states, flattened (``layout``: see
+    :func:`_unflatten`); the forward writes the layout of the states it returns into ``end_layout``."""
+
+    @staticmethod
+    def forward(ctx, modules, neurons, layout, end_layout, x, anchor, *states):
+        ctx.modules, ctx.neurons, ctx.layout = modules, neurons, layout
+        ctx.rng = torch.get_rng_state()
+        ctx.cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
+        ctx.autocast = [(device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+                        for device in ("cpu", "cuda")]
+        start, end = _unflatten(states, layout), [None] * len(neurons)
+        with torch.no_grad(), _carried_states(neurons, start, end):
+            y = _run(modules, x)
+        ctx.save_for_backward(x, *states)
+        end_layout[:] = [(type(state), len(state)) for state in end]
+        return (y, *(t for state in end for t in state))
+
+    @staticmethod
+    def backward(ctx, grad_y, *grad_states):
+        x, *states = ctx.saved_tensors
+        x = x.detach().requires_grad_(ctx.needs_input_grad[4])
+        states = [s.detach().requires_grad_(need) for s, need in zip(states, ctx.needs_input_grad[6:])]
+        start, end = _unflatten(states, ctx.layout), [None] * len(ctx.neurons)
+        devices = [x.device] if x.is_cuda else []
+        with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
+            torch.set_rng_state(ctx.rng)
+            if ctx.cuda_rng is not None:
+                torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
+            with _no_statistics_update(ctx.modules):
+                with contextlib.ExitStack() as autocast, torch.enable_grad(), _carried_states(ctx.neurons, start, end):
+                    for device, enabled, dtype in ctx.autocast:
+                        if enabled:
+                            autocast.enter_context(torch.autocast(device, dtype=dtype))
+                    y = _run(ctx.modules, x)
+                outputs, grads = [y], [grad_y]
+                for t, g in zip((t for state in end for t in state), grad_states):
+                    if g is not None and t.requires_grad:
+                        outputs.append(t)
+                        grads.append(g)
+                torch.autograd.backward(outputs, grads)
+        grad_x = x.grad if ctx.needs_input_grad[4] else None
+        return (None, None, None, None, grad_x, None, *(s.grad if s.requires_grad else None for s in states))
+
+
+def _unflatten(flat, layout: List[Optional[Tuple[type, int]]]) -> List[Optional[tuple]]:
+    """The neurons' states from their flattened fields; ``layout``: each state's type and field
+    count (None: the neuron's initial state)."""
+    out, i = [], 0
+    for entry in layout:
+        if entry is None:
+            out.append(None)
+            continue
+        kind, n = entry
+        out.append(kind(*flat[i:i + n]))
+        i += n
+    return out
+
+
+@contextlib.contextmanager
+def checkpoint_time(model: nn.Module, container: Optional[nn.Sequential] = None, chunk: int = 2):
+    """Within this context, ``container`` (default: :func:`default_container`) runs ``chunk`` time
+    steps at a time in training, keeping for backward only its input and, between chunks, the
+    state of each neuron; the backward recomputes one chunk at a time. Memory then grows with
+    ``chunk``, not with T. Exact where every layer but the neurons acts on each step separately:
+    batch norms with ``bn: per_step``, no dropout, no parameter per step; anything else is refused
+    with the module named (:func:`checkpoint_blocks` has no such condition). The gradients equal a
+    plain run's up to the order of float sums (a convolution's weight gradient is summed chunk by
+    chunk); the forward values and the batch-norm statistics are the same."""
+    if not (isinstance(chunk, int) and not isinstance(chunk, bool) and chunk >= 1):
+        raise ValueError(f"memory.chunk: expected an integer >= 1, got {chunk!r}")
+    from .neurons import Neuron
+
+    prefix = "features." if container is None or container is getattr(model, "features", None) else ""
+    container = default_container(model) if container is None else container
+    refusal = time_chunk_refusal(container, prefix)
+    if refusal is not None:
+        raise ValueError(f"checkpoint: time: {refusal}")
+    modules = _flat(container)
+    neurons = [m for m in container.modules() if isinstance(m, Neuron)]
+
+    def forward(x):
+        if not (torch.is_grad_enabled() and container.training) or x.shape[0] <= chunk:
+            return _run(modules, x)
+        anchor = torch.empty(0, requires_grad=True)
+        outputs, states, layout = [], [], [None] * len(neurons)
+        for t0 in range(0, x.shape[0], chunk):
+            end_layout: List[Tuple[type, int]] = []
+            y, *states = _Chunk.apply(modules, neurons, layout, end_layout, x[t0:t0 + chunk], anchor, *states)
+            outputs.append(y)
+            layout = end_layout
+        return torch.cat(outputs)
+
+    container.forward = forward
+    try:
+        yield
+    finally:
+        del container.forward
+
+
+@contextlib.contextmanager
+def training_memory(model: nn.Module, spikes: str = "plain", checkpoint: str = "none", chunk: int = 2):
     """The two options of a config's ``memory`` section together (``spikes``: packed|plain,
-    ``checkpoint``: blocks|none)."""
+    ``checkpoint``: none|neurons|blocks|time, ``chunk``: the time steps per chunk of ``time``)."""
     if spikes not in MEMORY_SPIKES:
         raise ValueError(f"memory.spikes: got {spikes!r}, expected one of {list(MEMORY_SPIKES)}")
     if checkpoint not in MEMORY_CHECKPOINT:
         raise ValueError(f"memory.checkpoint: got {checkpoint!r}, expected one of {list(MEMORY_CHECKPOINT)}")
     with contextlib.ExitStack() as stack:
-        if checkpoint == "blocks":
-            stack.enter_context(checkpoint_blocks(model))
+        if checkpoint in ("neurons", "blocks"):
+            stack.enter_context(checkpoint_blocks(model, keep_convolutions=checkpoint == "neurons"))
+        elif checkpoint == "time":
+            stack.enter_context(checkpoint_time(model, chunk=chunk))
         if spikes == "packed":
             stack.enter_context(packed_spikes(model))
         yield

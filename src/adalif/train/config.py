@@ -23,17 +23,23 @@ PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "64-true")
 
 @dataclass
 class MemoryConfig:
-    """What a training step keeps for backward (docs/training.md, "Training memory"); both
-    settings give bit-identical gradients.
+    """What a training step keeps for backward (docs/training.md, "Training memory"); packed
+    spikes, neurons and blocks give bit-identical gradients, time chunks equal ones up to float
+    rounding.
 
     Args:
         spikes: packed (the spikes that layers keep for backward stored as bits: about a quarter less
-            memory, about 5 % more time on the CPU) or plain.
-        checkpoint: blocks (keep only each block's input and recompute the block in backward) or none.
+            memory, up to 5 % more time on the CPU) or plain.
+        checkpoint: none; neurons (keep each convolution's output, recompute the batch norms,
+            neurons and pooling in backward); blocks (keep only each block's input, recompute the
+            block); time (run `chunk` time steps at a time, keep the neurons' states between
+            chunks; needs bn per_step and no dropout).
+        chunk: time steps per chunk for checkpoint time.
     """
 
     spikes: str = "plain"
     checkpoint: str = "none"
+    chunk: int = 2
 
 
 @dataclass
@@ -46,7 +52,7 @@ class ModelConfig:
         neuron: neuron spec: lif, plif, dalif, arlif, or a dict of constructor arguments with
             'name', e.g. {"name": "arlif", "decay": 0.2}.
         options: model arguments, e.g. {"stem": 64}, {"dropout": 0.4}, {"input_size": 64}.
-        memory: training memory: spikes packed|plain, checkpoint blocks|none.
+        memory: training memory: spikes packed|plain, checkpoint none|neurons|blocks|time, chunk.
     """
 
     name: str = "digits_cnn"
@@ -56,9 +62,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.memory, dict):  # from a checkpoint's or a dict's config
-            unknown = sorted(set(self.memory) - {"spikes", "checkpoint"})
+            unknown = sorted(set(self.memory) - {"spikes", "checkpoint", "chunk"})
             if unknown:
-                raise ConfigError(f"model.memory.{unknown[0]}: not an option; expected spikes or checkpoint")
+                raise ConfigError(f"model.memory.{unknown[0]}: not an option; expected spikes, checkpoint or chunk")
             self.memory = MemoryConfig(**self.memory)
 
 
@@ -287,13 +293,18 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
         model = model_for_data(cfg.model.name, cfg.model.neuron, cfg.model.options, num_classes=info.num_classes,
                                in_channels=info.in_channels, T=cfg.data.T,
                                input_size=input_size(cfg.data.name, cfg.data.options)[0])
-    if cfg.model.memory.checkpoint == "blocks":
-        from ..memory import default_container
+    _check(isinstance(cfg.model.memory.chunk, int) and cfg.model.memory.chunk >= 1, "model.memory.chunk",
+           cfg.model.memory.chunk, "an integer >= 1")
+    if cfg.model.memory.checkpoint != "none":
+        from ..memory import default_container, time_chunk_refusal
 
         try:
-            default_container(model)
+            container = default_container(model)
         except ValueError as err:
             raise ConfigError(f"model.memory.{err}") from None
+        refusal = time_chunk_refusal(container) if cfg.model.memory.checkpoint == "time" else None
+        if refusal is not None:
+            raise ConfigError(f"model.memory.checkpoint: time: {refusal}")
     SpikingLoss(**asdict(cfg.loss))
     if check_files:  # last: the only check that reads the disk
         check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)
