@@ -183,6 +183,31 @@ def test_neurons_under_autocast_gives_the_plain_gradients():
     assert all(torch.equal(a, b) for a, b in zip(*results))
 
 
+def test_autocast_copies_of_spikes_are_packed(monkeypatch):
+    """Under bf16 autocast a convolution that reads float32 spikes (ResNet-19's neurons after a
+    residual sum) keeps autocast's bf16 copy of them: that copy is packed too (it traces back to
+    a neuron's output through views and one cast), no binary tensor is left as it is, and the
+    gradients are the plain run's."""
+    x = torch.rand(2, 3, 16, 16)
+    results, saved = [], []
+    original = memory._pack_hook
+    monkeypatch.setattr(memory, "_pack_hook", lambda t: saved.append((t, original(t))) or saved[-1][1])
+    for spikes in ("plain", "packed"):
+        saved.clear()
+        model = _fresh("resnet19", "lif", T=2)
+        with torch.autocast("cpu", dtype=torch.bfloat16), memory.training_memory(model, spikes):
+            loss = model(x).float().square().mean()
+        loss.backward()
+        results.append([p.grad for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*results))
+    casts = [t for t, kept in saved if isinstance(kept, memory._Packed) and t.grad_fn.name() == "ToCopyBackward0"]
+    assert len(casts) >= 8 and all(t.dtype == torch.bfloat16 for t in casts)
+    # No cast of 0s and 1s is left as it is.
+    left = [t for t, kept in saved if kept is t and t.grad_fn is not None and t.grad_fn.name() == "ToCopyBackward0"
+            and bool(((t == 0) | (t == 1)).all())]
+    assert left == []
+
+
 def _close(grads, got):
     """Gradients equal up to float rounding: within 1e-5 of the largest of each tensor (a
     convolution's bias before a batch norm has a gradient of rounding noise only)."""

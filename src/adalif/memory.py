@@ -108,11 +108,41 @@ class _Packed:
         return base.as_strided(self.size, self.stride, self.offset) if self.is_view else base
 
 
+#: The autograd nodes of the marked outputs (held, so that no id is reused while packing runs).
+_SOURCES: Dict[int, object] = {}
+_DEPTH = [0]  # packed_spikes contexts open; the outermost clears _SOURCES
+#: Nodes whose output holds values of their input unchanged: a view of spikes is spikes.
+_VIEWS = {"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "AsStridedBackward0", "SliceBackward0",
+          "SelectBackward0", "UnbindBackward0", "PermuteBackward0", "TransposeBackward0", "ExpandBackward0",
+          "SqueezeBackward0", "SqueezeBackward1", "UnsqueezeBackward0", "CloneBackward0"}
+
+
+def _is_cast_of_spikes(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a dtype cast (autocast's bf16 copy of a convolution's input) of a marked
+    output or of a view of one: its autograd node is a copy whose input traces back, through
+    views only, to the node of a neuron's output. An in-place change of the output gives it a new
+    node, so a changed output is never taken for spikes."""
+    node = t.grad_fn
+    if node is None or node.name() != "ToCopyBackward0" or t._base is not None or not t.is_contiguous():
+        return False
+    for _ in range(8):
+        node = node.next_functions[0][0] if node.next_functions else None
+        if node is None:
+            return False
+        if _SOURCES.get(id(node)) is node:
+            return True
+        if node.name() not in _VIEWS:
+            return False
+    return False
+
+
 def _pack_hook(t: torch.Tensor):
     if t.dtype in (torch.bool, torch.uint8) or not t.is_floating_point():
         return t
     base = _binary_base(t)
-    return t if base is None else _Packed(base, t)
+    if base is not None:
+        return _Packed(base, t)
+    return _Packed(t, t) if _SOURCES and _is_cast_of_spikes(t) else t
 
 
 def _unpack_hook(saved):
@@ -136,25 +166,46 @@ def _mark(module, inputs, output):
     if root is output or (output.numel() == root.numel() and output.is_contiguous() and root.is_contiguous()
                           and output.storage_offset() == root.storage_offset()):
         setattr(root, _MARK, root._version)
+    if output.grad_fn is not None:  # for the casts that autocast makes of it
+        _SOURCES[id(output.grad_fn)] = output.grad_fn
 
 
 @contextlib.contextmanager
 def packed_spikes(model: nn.Module):
     """Within this context, every tensor the forward pass of ``model`` saves for backward that is
     the output of one of its adalif neurons (spikes, 0 or 1), or a view of one, is stored as bits.
+    So is a cast of one (under autocast, a convolution keeps the bf16 copy of its input).
     Run the forward pass inside, backward anywhere::
 
         with adalif.memory.packed_spikes(model):
             loss = criterion(model(x), y)
         loss.backward()   # gradients bit-identical to a plain run
     """
-    handles = [m.register_forward_hook(_mark) for m in _binary_neurons(model)]
+    with _saving(_binary_neurons(model), packing=True):
+        yield
+
+
+@contextlib.contextmanager
+def _saving(neurons: Iterable[nn.Module], packing: bool, storages: Optional[set] = None):
+    """Saved-tensor hooks: with ``packing``, the outputs of ``neurons`` (marked) and their views
+    and casts are kept as bits; ``storages``, when given, collects the address of every saved
+    tensor's storage."""
+    def pack(t):
+        if storages is not None:
+            storages.add(t.untyped_storage().data_ptr())
+        return _pack_hook(t) if packing else t
+
+    handles = [m.register_forward_hook(_mark) for m in neurons] if packing else []
+    _DEPTH[0] += packing
     try:
-        with torch.autograd.graph.saved_tensors_hooks(_pack_hook, _unpack_hook):
+        with torch.autograd.graph.saved_tensors_hooks(pack, _unpack_hook):
             yield
     finally:
         for handle in handles:
             handle.remove()
+        _DEPTH[0] -= packing
+        if not _DEPTH[0]:
+            _SOURCES.clear()
 
 
 def _flat(container: nn.Sequential) -> List[nn.Module]:
@@ -271,6 +322,15 @@ def _convolutions(modules: List[nn.Module], kept: Dict[nn.Module, List[torch.Ten
             del conv.forward
 
 
+def _release(y: torch.Tensor, storages: set, x: torch.Tensor) -> None:
+    """Free the memory of a recomputed segment's output before its backward, which reads only
+    its shape: the incoming gradient is given. Only if no node of the segment saved it (the
+    addresses of every saved storage are in ``storages``) and it is not the input."""
+    storage = y.untyped_storage()
+    if storage.data_ptr() not in storages and storage.data_ptr() != x.untyped_storage().data_ptr():
+        storage.resize_(0)
+
+
 class _Segment(torch.autograd.Function):
     """A segment run without keeping its activations: the forward runs under ``no_grad`` and
     saves only the input (with :func:`packed_spikes` active, as bits), the backward recomputes the
@@ -288,6 +348,7 @@ class _Segment(torch.autograd.Function):
         # ``anchor``: an empty tensor that requires grad, so that the segment gets a backward even
         # when its input does not (the first one, fed with data).
         ctx.modules, ctx.kept = modules, {} if keep_convs else None
+        ctx.packing = _DEPTH[0] > 0
         ctx.rng = torch.get_rng_state()
         ctx.cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
         ctx.autocast = [(device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
@@ -308,12 +369,16 @@ class _Segment(torch.autograd.Function):
             if ctx.cuda_rng is not None:
                 torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
             # Running statistics restored after the backward: batch norm's backward reads them.
+            storages: set = set()
+            neurons = [m for block in ctx.modules for m in _binary_neurons(block)]
             with _no_statistics_update(ctx.modules):
-                with contextlib.ExitStack() as autocast, torch.enable_grad(), replay:
+                with contextlib.ExitStack() as autocast, torch.enable_grad(), replay, \
+                        _saving(neurons, ctx.packing, storages):
                     for device, enabled, dtype in ctx.autocast:
                         if enabled:
                             autocast.enter_context(torch.autocast(device, dtype=dtype))
                     y = _run(ctx.modules, x)
+                _release(y, storages, x)
                 torch.autograd.backward(y, grad)
         # The autograd engine keeps a node's Python attributes until the whole graph goes: free
         # the kept outputs now (the saved tensors are freed by the engine itself).
