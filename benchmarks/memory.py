@@ -1,18 +1,23 @@
 """Peak training memory and step time of the memory settings (docs/training.md, "Training memory").
 
-    .venv/bin/python benchmarks/memory.py                       # ResNet-19 and VGGSNN, every setting
+    .venv/bin/python benchmarks/memory.py                       # every network, its settings
+    .venv/bin/python benchmarks/memory.py --cases resnet19 vggsnn --rounds 3   # the table in docs/training.md
     .venv/bin/python benchmarks/memory.py --small               # tiny shapes (a smoke run)
 
 Networks (the issue's): ResNet-19 on CIFAR-shaped input (T = 4, batch 32) and VGGSNN on
-CIFAR10-DVS-shaped input (2x48x48, T = 10, batch 8), with LIF neurons, one SGD step per iteration.
+CIFAR10-DVS-shaped input (2x48x48, T = 10, batch 8), with LIF neurons, one SGD step per iteration;
+and VGGSNN with per-step batch norm at T = 10 and 20, where time chunks are exact.
 
-Settings: adalif's ``memory`` options (spikes plain|packed x checkpoint none|neurons|blocks), and the same
+Settings: adalif's ``memory`` options (spikes plain|packed x checkpoint none|neurons|blocks, and
+time chunks ``time`` (1 step), ``time:2``, ``time:4``), and the same
 network with SpikingJelly 2.0.0's ``LIFNode`` (multi-step) in place of adalif's
 neurons, plain and with its memory optimiser (``memopt.optimize_memory`` level 1: checkpointing of
 the target modules with 1-bit compression of binary inputs; levels 2-4 need CUDA), when
 SpikingJelly 2.0.0 is importable (``PYTHONPATH``).
 
-Each setting runs in a fresh process. Memory: on CUDA ``torch.cuda.max_memory_allocated`` over
+Each setting runs in a fresh process; with ``--rounds N`` every setting runs N times, round by
+round, and the table gives the medians and the median over rounds of each setting's ratio to the
+plain run of the same round (a shared machine's slow spells then cancel out). Memory: on CUDA ``torch.cuda.max_memory_allocated`` over
 the timed steps; on the CPU the peak resident set size during the timed steps (sampled every
 millisecond from /proc/self/statm, with glibc's mmap threshold fixed at 64 KiB so that freed
 tensors leave the resident set) minus the resident set before them, after a warm-up step (which
@@ -165,6 +170,8 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=None, choices=SETTINGS,
                         help="default: each network's own list (time chunks only with per-step batch norm)")
     parser.add_argument("--steps", type=int, default=2, help="timed steps per setting (after one warm-up step)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run every setting this many times, in turn; report medians and the median ratio to plain")
     parser.add_argument("--small", action="store_true", help="tiny shapes")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", default=None, help="also write the results to this file")
@@ -175,25 +182,42 @@ def main() -> None:
         return
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     results = []
-    print(f"device: {args.device}; each setting in a fresh process; {args.steps} timed steps after a warm-up\n")
+    print(f"device: {args.device}; each setting in a fresh process; {args.steps} timed steps after a warm-up; "
+          f"{args.rounds} round(s), each running every setting once in turn\n")
     print("| network | setting | peak memory (MB) | vs plain | step (s) | vs plain |\n|---|---|---|---|---|---|")
     for case in args.cases:
-        plain = None
-        for setting in args.settings or DEFAULT_SETTINGS[case]:
-            cmd = [sys.executable, __file__, "--worker", case, setting, "--steps", str(args.steps), "--device", args.device]
-            out = subprocess.run(cmd + (["--small"] if args.small else []), capture_output=True, text=True, env=env)
-            line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
-            if line is None:
-                reason = (out.stderr.strip().splitlines() or ["no output"])[-1][:120]
-                print(f"| {case} | {setting} | not run: {reason} | | | |", flush=True)
+        settings = args.settings or DEFAULT_SETTINGS[case]
+        runs: dict = {setting: [] for setting in settings}
+        failed = {}
+        # Rounds outside, settings inside: a machine that slows down for a while (a shared host)
+        # slows every setting of a round alike, and the per-round ratio to plain cancels it.
+        for _ in range(args.rounds):
+            for setting in settings:
+                if setting in failed:
+                    continue
+                cmd = [sys.executable, __file__, "--worker", case, setting, "--steps", str(args.steps), "--device",
+                       args.device]
+                out = subprocess.run(cmd + (["--small"] if args.small else []), capture_output=True, text=True, env=env)
+                line = next((ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")), None)
+                if line is None:
+                    failed[setting] = (out.stderr.strip().splitlines() or ["no output"])[-1][:120]
+                    continue
+                runs[setting].append(json.loads(line[len("RESULT "):]))
+        plain = runs.get("plain", [])
+        for setting in settings:
+            if setting in failed:
+                print(f"| {case} | {setting} | not run: {failed[setting]} | | | |", flush=True)
                 continue
-            r = json.loads(line[len("RESULT "):])
-            results.append(r)
-            if setting == "plain":
-                plain = r
-            rel = (lambda k: f"{100 * (r[k] / plain[k] - 1):+.0f} %") if plain else (lambda k: "")
-            print(f"| {case} | {setting} | {r['peak_mb']:.0f} | {rel('peak_mb')} | {r['step_s']:.2f} | {rel('step_s')} |",
-                  flush=True)
+            rs = runs[setting]
+            results.extend(rs)
+            peak, step = statistics.median(r["peak_mb"] for r in rs), statistics.median(r["step_s"] for r in rs)
+            if plain and len(plain) == len(rs):
+                mem = statistics.median(r["peak_mb"] / p["peak_mb"] - 1 for r, p in zip(rs, plain))
+                time_ = statistics.median(r["step_s"] / p["step_s"] - 1 for r, p in zip(rs, plain))
+                rel_mem, rel_time = f"{100 * mem:+.0f} %", f"{100 * time_:+.0f} %"
+            else:
+                rel_mem = rel_time = ""
+            print(f"| {case} | {setting} | {peak:.0f} | {rel_mem} | {step:.2f} | {rel_time} |", flush=True)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -322,6 +322,39 @@ def _convolutions(modules: List[nn.Module], kept: Dict[nn.Module, List[torch.Ten
             del conv.forward
 
 
+def _first_pass(ctx, x: torch.Tensor) -> None:
+    """Record on ``ctx`` what a recomputation must repeat of the first pass: the random state
+    (dropout draws the same masks) and autocast."""
+    ctx.rng = torch.get_rng_state()
+    ctx.cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
+    ctx.autocast = [(device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+                    for device in ("cpu", "cuda")]
+
+
+@contextlib.contextmanager
+def _as_first_pass(ctx, x: torch.Tensor):
+    """The random state of :func:`_first_pass`, restored for the recomputation and its backward;
+    the batch-norm running statistics that the recomputation updates are restored afterwards (the
+    first pass updated them; batch norm's backward reads them, so not before)."""
+    devices = [x.device] if x.is_cuda else []
+    with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
+        torch.set_rng_state(ctx.rng)
+        if ctx.cuda_rng is not None:
+            torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
+        with _no_statistics_update(ctx.modules):
+            yield
+
+
+@contextlib.contextmanager
+def _recomputing(ctx):
+    """Gradients on and the first pass's autocast, for the recomputed forward (not its backward)."""
+    with contextlib.ExitStack() as stack, torch.enable_grad():
+        for device, enabled, dtype in ctx.autocast:
+            if enabled:
+                stack.enter_context(torch.autocast(device, dtype=dtype))
+        yield
+
+
 def _release(y: torch.Tensor, storages: set, x: torch.Tensor) -> None:
     """Free the memory of a recomputed segment's output before its backward, which reads only
     its shape: the incoming gradient is given. Only if no node of the segment saved it (the
@@ -349,10 +382,7 @@ class _Segment(torch.autograd.Function):
         # when its input does not (the first one, fed with data).
         ctx.modules, ctx.kept = modules, {} if keep_convs else None
         ctx.packing = _DEPTH[0] > 0
-        ctx.rng = torch.get_rng_state()
-        ctx.cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
-        ctx.autocast = [(device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
-                        for device in ("cpu", "cuda")]
+        _first_pass(ctx, x)
         with torch.no_grad(), (_convolutions(modules, ctx.kept, False) if keep_convs else contextlib.nullcontext()):
             y = _run(modules, x)
         ctx.save_for_backward(x)
@@ -362,24 +392,14 @@ class _Segment(torch.autograd.Function):
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
         x = x.detach().requires_grad_(ctx.needs_input_grad[2])
-        devices = [x.device] if x.is_cuda else []
         replay = _convolutions(ctx.modules, ctx.kept, True) if ctx.kept is not None else contextlib.nullcontext()
-        with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
-            torch.set_rng_state(ctx.rng)
-            if ctx.cuda_rng is not None:
-                torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
-            # Running statistics restored after the backward: batch norm's backward reads them.
-            storages: set = set()
-            neurons = [m for block in ctx.modules for m in _binary_neurons(block)]
-            with _no_statistics_update(ctx.modules):
-                with contextlib.ExitStack() as autocast, torch.enable_grad(), replay, \
-                        _saving(neurons, ctx.packing, storages):
-                    for device, enabled, dtype in ctx.autocast:
-                        if enabled:
-                            autocast.enter_context(torch.autocast(device, dtype=dtype))
-                    y = _run(ctx.modules, x)
-                _release(y, storages, x)
-                torch.autograd.backward(y, grad)
+        storages: set = set()
+        neurons = [m for block in ctx.modules for m in _binary_neurons(block)]
+        with _as_first_pass(ctx, x):
+            with _recomputing(ctx), replay, _saving(neurons, ctx.packing, storages):
+                y = _run(ctx.modules, x)
+            _release(y, storages, x)
+            torch.autograd.backward(y, grad)
         # The autograd engine keeps a node's Python attributes until the whole graph goes: free
         # the kept outputs now (the saved tensors are freed by the engine itself).
         ctx.kept = None
@@ -488,10 +508,7 @@ class _Chunk(torch.autograd.Function):
     @staticmethod
     def forward(ctx, modules, neurons, layout, end_layout, x, anchor, *states):
         ctx.modules, ctx.neurons, ctx.layout = modules, neurons, layout
-        ctx.rng = torch.get_rng_state()
-        ctx.cuda_rng = torch.cuda.get_rng_state(x.device) if x.is_cuda else None
-        ctx.autocast = [(device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
-                        for device in ("cpu", "cuda")]
+        _first_pass(ctx, x)
         start, end = _unflatten(states, layout), [None] * len(neurons)
         with torch.no_grad(), _carried_states(neurons, start, end):
             y = _run(modules, x)
@@ -505,23 +522,15 @@ class _Chunk(torch.autograd.Function):
         x = x.detach().requires_grad_(ctx.needs_input_grad[4])
         states = [s.detach().requires_grad_(need) for s, need in zip(states, ctx.needs_input_grad[6:])]
         start, end = _unflatten(states, ctx.layout), [None] * len(ctx.neurons)
-        devices = [x.device] if x.is_cuda else []
-        with torch.random.fork_rng(devices=devices, device_type=x.device.type if devices else "cuda"):
-            torch.set_rng_state(ctx.rng)
-            if ctx.cuda_rng is not None:
-                torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
-            with _no_statistics_update(ctx.modules):
-                with contextlib.ExitStack() as autocast, torch.enable_grad(), _carried_states(ctx.neurons, start, end):
-                    for device, enabled, dtype in ctx.autocast:
-                        if enabled:
-                            autocast.enter_context(torch.autocast(device, dtype=dtype))
-                    y = _run(ctx.modules, x)
-                outputs, grads = [y], [grad_y]
-                for t, g in zip((t for state in end for t in state), grad_states):
-                    if g is not None and t.requires_grad:
-                        outputs.append(t)
-                        grads.append(g)
-                torch.autograd.backward(outputs, grads)
+        with _as_first_pass(ctx, x):
+            with _recomputing(ctx), _carried_states(ctx.neurons, start, end):
+                y = _run(ctx.modules, x)
+            outputs, grads = [y], [grad_y]
+            for t, g in zip((t for state in end for t in state), grad_states):
+                if g is not None and t.requires_grad:
+                    outputs.append(t)
+                    grads.append(g)
+            torch.autograd.backward(outputs, grads)
         grad_x = x.grad if ctx.needs_input_grad[4] else None
         return (None, None, None, None, grad_x, None, *(s.grad if s.requires_grad else None for s in states))
 
