@@ -291,6 +291,20 @@ def _autocast_cast(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
 
 
 @contextlib.contextmanager
+def _forwards(replacements: Dict[nn.Module, object]):
+    """Each module's ``forward`` replaced by the given function within the context (an instance
+    attribute, which ``nn.Module.__call__`` calls, hooks and all; deleted after, back to the
+    class's ``forward``)."""
+    for module, forward in replacements.items():
+        module.forward = forward
+    try:
+        yield
+    finally:
+        for module in replacements:
+            del module.forward
+
+
+@contextlib.contextmanager
 def _convolutions(modules: List[nn.Module], kept: Dict[nn.Module, List[torch.Tensor]], replay: bool):
     """The keepable convolutions of ``modules``: recording each output into ``kept`` (first pass),
     or (``replay``) returning the recorded outputs, in call order, as :class:`_KeptConv`s."""
@@ -313,13 +327,8 @@ def _convolutions(modules: List[nn.Module], kept: Dict[nn.Module, List[torch.Ten
                                    _autocast_cast(conv.bias), conv)
         return forward
 
-    for conv in convs:
-        conv.forward = (reuse if replay else record)(conv)
-    try:
+    with _forwards({conv: (reuse if replay else record)(conv) for conv in convs}):
         yield
-    finally:
-        for conv in convs:
-            del conv.forward
 
 
 def _first_pass(ctx, x: torch.Tensor) -> None:
@@ -439,11 +448,8 @@ def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = Non
             x = _Segment.apply(part, keep_convolutions, x, anchor)
         return x
 
-    container.forward = forward
-    try:
+    with _forwards({container: forward}):
         yield
-    finally:
-        del container.forward  # back to nn.Sequential.forward
 
 
 def time_chunk_refusal(container: nn.Module, prefix: str = "features.") -> Optional[str]:
@@ -489,13 +495,8 @@ def _carried_states(neurons: List[nn.Module], start: List[Optional[tuple]], end:
             return out.spikes
         return forward
 
-    for i, neuron in enumerate(neurons):
-        neuron.forward = carried(i, neuron)
-    try:
+    with _forwards({neuron: carried(i, neuron) for i, neuron in enumerate(neurons)}):
         yield
-    finally:
-        for neuron in neurons:
-            del neuron.forward
 
 
 class _Chunk(torch.autograd.Function):
@@ -583,11 +584,8 @@ def checkpoint_time(model: nn.Module, container: Optional[nn.Sequential] = None,
             layout = end_layout
         return torch.cat(outputs)
 
-    container.forward = forward
-    try:
+    with _forwards({container: forward}):
         yield
-    finally:
-        del container.forward
 
 
 @contextlib.contextmanager
