@@ -275,3 +275,43 @@ def test_core_with_definitions_imports_only_torch_and_numpy():
     for library in ("lightning", "jsonargparse", "nir", "sklearn", "matplotlib", "kornia", "PIL", "yaml", "scipy",
                     "torchmetrics", "spikingjelly", "h5py"):
         assert f"'{library}'" not in out, library
+
+
+def test_every_parameter_of_every_registered_definition_reads_back_its_init():
+    checked = []
+    for name in D.registered():
+        d = D.get(name)
+        if d.module is not None:  # hand-written modules: their own constructors (tests/test_neurons.py)
+            continue
+        kwargs = {"num_channels": 3} if d.per_channel and d.granularity == "channel" else {}
+        kwargs.update({"T": 2} if d.per_step else {})
+        module = d.module_class()(**kwargs)
+        for p in d.parameters:
+            if callable(p.init):  # a function giving the raw tensor (random gates): no value to read back
+                continue
+            value = getattr(module, p.name).detach().double()
+            assert float((value - p.init).abs().max()) <= 1e-6, (name, p.name, value, p.init)
+            checked.append((name, p.name))
+    assert ("glif", "tau") in checked and ("cuba_lif", "mem_decay") in checked
+
+
+def bad_record(**parameter):
+    return D.NeuronDefinition("bad", "Bad", D.clif.CLIFOptions, D.clif.CLIFState, D.clif.clif_step,
+                              parameters=(D.Parameter("decay", 0.9, **parameter),))
+
+
+def test_a_constrained_parameter_without_inverse_is_refused_at_definition_time():
+    # sigma(0.9) = 0.711 would be what users read for decay_init=0.9
+    with pytest.raises(ValueError, match=r"^NeuronDefinition\('bad'\).parameters: 'decay' has constrain=sigmoid but "
+                                         r"no inverse; its init 0.9 is the value users read, so give inverse"):
+        bad_record(constrain=torch.sigmoid)
+    logit = lambda v: math.log(v / (1 - v))  # noqa: E731
+    good = bad_record(constrain=torch.sigmoid, inverse=logit).module_class()
+    assert float(good().decay.detach()) == pytest.approx(0.9)
+    assert float(good(decay_init=0.2).decay.detach()) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match=r"decay_init: 0.9 reads back as 0.97\d+ through Bad's decay"):
+        bad_record(constrain=torch.tanh, inverse=logit).module_class()()  # an inverse of another constraint
+    raw = lambda shape, options: torch.zeros(shape)  # noqa: E731
+    assert float(D.NeuronDefinition("bad", "Bad", D.clif.CLIFOptions, D.clif.CLIFState, D.clif.clif_step,
+                                    parameters=(D.Parameter("decay", raw, constrain=torch.sigmoid),))
+                 .module_class()().decay.detach()) == 0.5  # an init function gives the raw tensor: no inverse needed

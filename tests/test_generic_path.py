@@ -1,8 +1,11 @@
 """The generic compiled path (``backend="compiled"``: the step function compiled over the whole
 sequence, forward and backward derived by torch.compile) against the reference loop, for every
 registered definition: identical spikes, state and traces; gradients of the input, the initial
-state and every parameter within 1e-5 relative (float32) and 1e-10 (float64); and what it saves
-for backward."""
+state and every parameter within 1e-5 relative (float32) and 1e-10 (float64); what it saves
+for backward; and a step function that does not compile as one graph (automatic choice: the
+reference, said once; explicit: refused)."""
+
+import re
 
 import pytest
 import torch
@@ -126,3 +129,77 @@ def test_half_precision_against_float32_reference(dtype):
         assert mismatch <= 1e-3, mismatch  # a spike may flip where the half type rounds a parameter
         for a, b in zip(fast.state, ref.state):
             assert float((a.float() - b).abs().max()) <= 10 * tol * max(1.0, float(b.abs().max()))
+
+
+def graph_breaking_neuron(step_body):
+    """A neuron (unregistered) whose step runs ``step_body(h, p)`` after charging: a fresh step
+    function per call, since what the dispatcher learns about a step is kept per function."""
+    from typing import NamedTuple
+
+    from adalif.functional import StepOutput
+    from adalif.surrogate import Triangle
+
+    class Options(NamedTuple):
+        v_threshold: float = 1.0
+        surrogate: object = Triangle(1.0)
+
+    class State(NamedTuple):
+        v: torch.Tensor
+
+    def guarded_step(x, state, p):
+        h = 0.9 * state.v + x
+        step_body(h, p)
+        s = p.surrogate(h - p.v_threshold)
+        return StepOutput(s, State(h - s * p.v_threshold), h)
+
+    return D.NeuronDefinition("guarded", "Guarded", Options, State, guarded_step).module_class()
+
+
+def warn_if_large(h, p):
+    import warnings
+
+    if (h.abs() > 1e3).any():  # Python control flow on a tensor's value: dynamo cannot capture it
+        warnings.warn("potential above 1e3")
+
+
+def test_automatic_choice_falls_back_from_compiled_to_reference_once_when_the_step_breaks_the_graph(monkeypatch):
+    import warnings
+
+    monkeypatch.delenv("ADALIF_BACKEND", raising=False)
+    neuron = graph_breaking_neuron(warn_if_large)()
+    x = torch.randn(2, 1, adalif.kernels.dispatch.AUTO_CPU_MIN_STEP_NUMEL) * 2  # large enough for `compiled`
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = neuron(x), neuron(x)
+    assert neuron.last_backend == "reference"
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "\n" not in messages[0], messages
+    assert re.search(r"adalif guarded: using the reference loop \(slower\) because its step function "
+                     r".*guarded_step does not compile as one graph \(torch.compile: Data-dependent branching at "
+                     r".*test_generic_path.py:\d+\)", messages[0]), messages[0]
+    neuron.backend = "reference"
+    reference = neuron(x)
+    assert torch.equal(first, reference) and torch.equal(second, reference) and reference.any()
+
+
+def test_explicit_compiled_backend_refuses_a_step_that_breaks_the_graph_in_one_line():
+    neuron = graph_breaking_neuron(warn_if_large)(backend="compiled")
+    for _ in range(2):  # found out by the first compile, then refused up front
+        with pytest.raises(RuntimeError, match=r"adalif guarded: backend 'compiled' cannot run: its step function "
+                                               r".*guarded_step does not compile as one graph") as err:
+            neuron(torch.randn(2, 3, 4))
+        assert "\n" not in str(err.value) and "Data-dependent branching" in str(err.value)
+
+
+def test_a_bug_in_the_step_raises_as_itself_on_compiled_not_as_a_graph_break(monkeypatch):
+    """Dynamo reports an AttributeError in the step as Unsupported too: it must not become a
+    fallback that hides the bug."""
+    import warnings
+
+    monkeypatch.delenv("ADALIF_BACKEND", raising=False)
+    neuron = graph_breaking_neuron(lambda h, p: p.missing_option)()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning either
+        with pytest.raises(AttributeError, match="missing_option"):
+            neuron(torch.randn(2, 1, adalif.kernels.dispatch.AUTO_CPU_MIN_STEP_NUMEL))
+    assert neuron.dynamics.step not in adalif.kernels.dispatch._NOT_ONE_GRAPH

@@ -73,9 +73,9 @@ class Neuron(nn.Module):
         """The whole sequence with its final state; ``h_seq``/``v_seq`` when ``return_traces``."""
         check_sequence(x)
         self._check_step_input(x[0], "x")
-        params = self.params()
-        self._last_backend = dispatch.select(self.dynamics.family, self.backend, x, params)
-        return F.run(self.dynamics, x, state, params, return_traces, runner=dispatch.RUNNERS[self._last_backend])
+        ran = dispatch.execute(self.dynamics, self.backend, x, state, self.params(), return_traces)
+        self._last_backend = ran.backend
+        return ran.output
 
     def step(self, x: torch.Tensor, state: Optional[NamedTuple] = None, t: int = 0) -> F.StepOutput:
         """One time step: ``x`` ``[B, ...]`` -> ``StepOutput(spikes, state, h)``; ``t`` matters only to
@@ -94,7 +94,8 @@ class Neuron(nn.Module):
 
     @property
     def last_backend(self) -> Optional[str]:
-        """The path that ran the most recent sequence call (``reference``, ``cpu`` or ``triton``)."""
+        """The path that ran the most recent sequence call (``reference``, ``cpu``, ``triton`` or
+        ``compiled``)."""
         return getattr(self, "_last_backend", None)
 
 

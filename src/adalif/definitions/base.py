@@ -30,6 +30,8 @@ __all__ = ["Parameter", "NeuronDefinition", "register", "get", "registered", "de
 #: Where a parameter lives: one value per layer; one per channel (one per layer when the neuron is
 #: built with ``granularity="layer"``); one per time step and channel (``[T, C]``, or ``[T]``).
 PER = ("layer", "channel", "step")
+#: How closely a constrained parameter must read back its float ``init`` (relative, in float64).
+READ_BACK_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,11 @@ class Parameter:
 
     ``init``: the initial *value* (what users read, after ``constrain``), or a function
     ``(shape, options) -> raw tensor`` for anything else (random gates). ``constrain``: raw ->
-    value, a torch function (``torch.sigmoid``), None for the identity; ``inverse``: value -> raw for
-    a float ``init``. ``learnable``: a bool, or a function of the options (a gate that a flag
-    freezes). ``weight_decay`` and ``lr_scale`` are what the optimiser gives this parameter."""
+    value, a torch function (``torch.sigmoid``), None for the identity; ``inverse``: value -> raw,
+    required with ``constrain`` and a float ``init`` (a definition without it is refused, and the
+    module checks that ``constrain(inverse(init))`` reads back ``init``). ``learnable``: a bool, or
+    a function of the options (a gate that a flag freezes). ``weight_decay`` and ``lr_scale`` are
+    what the optimiser gives this parameter."""
 
     name: str
     init: Union[float, Callable[[Tuple[int, ...], Mapping[str, Any]], torch.Tensor]]
@@ -104,6 +108,13 @@ class NeuronDefinition:
         if "surrogate" not in getattr(self.options, "_fields", ()):
             raise ValueError(f"NeuronDefinition({self.name!r}).options: a NamedTuple class with a 'surrogate' field")
         check_choice(self.granularity, ("layer", "channel"), f"NeuronDefinition({self.name!r}).granularity")
+        for p in self.parameters:
+            if p.constrain is not None and p.inverse is None and not callable(p.init):
+                # Without the inverse the raw tensor would start at init and users would read constrain(init).
+                raise ValueError(f"NeuronDefinition({self.name!r}).parameters: {p.name!r} has constrain="
+                                 f"{getattr(p.constrain, '__name__', repr(p.constrain))} but no inverse; its init "
+                                 f"{p.init!r} is the value users read, so give inverse (value -> raw), or an init "
+                                 f"function (shape, options) -> raw tensor")
 
     # -- derived, once per record (cached in the instance; the record's fields stay frozen) -----
     @functools.cached_property
@@ -266,6 +277,13 @@ def _derived_module(d: NeuronDefinition) -> type:
                 except (ValueError, ZeroDivisionError) as err:
                     raise ValueError(f"{p.name}_init: {value!r} is outside the range of {d.class_name}'s {p.name} "
                                      f"({err})") from None
+                if p.constrain is not None:
+                    read = float(p.constrain(torch.tensor(float(raw_value), dtype=torch.float64)))
+                    if not (math.isfinite(float(raw_value))
+                            and abs(read - value) <= READ_BACK_TOLERANCE * max(1.0, abs(value))):
+                        raise ValueError(f"{p.name}_init: {value!r} reads back as {read!r} through {d.class_name}'s "
+                                         f"{p.name} (constrain(inverse(value))): the value is outside its range, or "
+                                         f"the definition's inverse does not invert its constrain")
                 raw = torch.full(shape, float(raw_value))
             learnable = p.learnable(options._asdict()) if callable(p.learnable) else bool(p.learnable)
             if learnable:

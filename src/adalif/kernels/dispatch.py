@@ -20,6 +20,13 @@ exactly one of the built-in classes, a subclass included, since the kernels eval
 derivatives; a non-spiking surrogate; a decay tensor that is neither per layer nor per channel;
 a device other than CPU and CUDA) use the reference when the choice is automatic, and say so
 once per reason with a WARNING of the ``adalif.kernels`` logger.
+
+A step function that ``torch.compile`` cannot capture as one graph (Python control flow on a
+tensor's value, an untraceable call) cannot run on ``compiled``: its first compile raises dynamo's
+``Unsupported``. :func:`execute` then runs the reference loop on the same input; if the step raises
+there too, that error is a bug in the step and propagates as itself. Otherwise the step is recorded
+as not compilable: an automatic choice falls back to the reference with one ``UserWarning`` per
+step function that names it and the break, and an explicit ``compiled`` raises in one line.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ import importlib.util
 import logging
 import math
 import os
-from typing import NamedTuple, Optional, Tuple
+import warnings
+from typing import Callable, Dict, NamedTuple, Optional, Tuple
 
 import torch
 
@@ -56,6 +64,11 @@ AUTO_CPU_MIN_STEP_NUMEL = 1 << 14
 #: a subclass may override ``derivative`` and only the reference loop would honour it.
 KERNEL_SURROGATES = (Rectangle, Triangle, Sigmoid, ATan, DspikeTanh)
 _warned = set()
+#: What dynamo raises when it cannot capture the whole sequence as one graph (``fullgraph=True``).
+CAPTURE_ERRORS = (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UncapturedHigherOrderOpError)
+#: Step functions whose sequence does not compile as one graph, with why (the automatic choice runs
+#: them on the reference; an explicit ``compiled`` refuses them).
+_NOT_ONE_GRAPH: Dict[Callable, str] = {}
 
 
 def _warn_once(message: str, *args) -> None:
@@ -108,11 +121,19 @@ def _unsupported_reason(family: str, x: torch.Tensor, params: NamedTuple, compil
     return None
 
 
-def select(family: str, requested: Optional[str], x: torch.Tensor, params: NamedTuple) -> str:
-    """The backend that will run: the request, else ``$ADALIF_BACKEND``, else automatic."""
-    name = requested or check_backend_name(os.environ.get(ENV_VAR) or None, ENV_VAR)
+def _requested(requested: Optional[str]) -> Optional[str]:
+    """The backend asked for by name: the argument, else ``$ADALIF_BACKEND``; None for automatic."""
+    return requested or check_backend_name(os.environ.get(ENV_VAR) or None, ENV_VAR)
+
+
+def select(family: str, requested: Optional[str], x: torch.Tensor, params: NamedTuple,
+           step: Optional[Callable] = None) -> str:
+    """The backend that will run: the request, else ``$ADALIF_BACKEND``, else automatic. ``step``,
+    the family's step function, lets the choice skip ``compiled`` for a step known not to compile
+    as one graph (:func:`execute`)."""
+    name = _requested(requested)
     if family not in HAND_WRITTEN or name == "compiled":
-        return _select_compiled(family, name, requested is not None, x, params)
+        return _select_compiled(family, name, requested is not None, x, params, step)
     if name is None:
         reason = _unsupported_reason(family, x, params)
         if reason is None and x.device.type not in ("cpu", "cuda"):
@@ -145,10 +166,12 @@ def _cpu_reason() -> Optional[str]:
     return cpu.UNAVAILABLE_REASON
 
 
-def _select_compiled(family: str, name: Optional[str], explicit: bool, x: torch.Tensor, params: NamedTuple) -> str:
+def _select_compiled(family: str, name: Optional[str], explicit: bool, x: torch.Tensor, params: NamedTuple,
+                     step: Optional[Callable]) -> str:
     """A family without hand-written kernels (or an explicit ``compiled``): the generic compiled
     path when it can run (automatically: CUDA, or CPU sequences of at least
-    :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons per step), else the reference."""
+    :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons per step, a step not known to break the graph), else
+    the reference."""
     if name == "reference":
         return name
     if name in ("cpu", "triton"):
@@ -158,11 +181,14 @@ def _select_compiled(family: str, name: Optional[str], explicit: bool, x: torch.
         name = None  # ADALIF_BACKEND=cpu/triton: the fused path of a definition is the compiled one
     reason = _unsupported_reason(family, x, params, compiled=True) or generic.unavailable_reason(x.device)
     if name == "compiled":
+        reason = reason or _NOT_ONE_GRAPH.get(step)
         if reason is not None:
             raise RuntimeError(f"adalif {family}: backend 'compiled' cannot run: {reason}")
         return name
     if reason is not None:
         _warn_once("adalif %s: using the reference loop (slower) because %s", family, reason)
+        return "reference"
+    if step in _NOT_ONE_GRAPH:  # warned when it was found out (execute)
         return "reference"
     if x.is_cuda or x[0].numel() >= AUTO_CPU_MIN_STEP_NUMEL:
         return "compiled"
@@ -218,6 +244,46 @@ RUNNERS = {"reference": F.unroll, "cpu": functools.partial(_fused, impl="cpu"),
            "triton": functools.partial(_fused, impl="triton"), "compiled": generic.run}
 
 
+class Executed(NamedTuple):
+    """What :func:`execute` returns: the backend that ran and its output."""
+
+    backend: str
+    output: F.SequenceOutput
+
+
+def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, state: Optional[NamedTuple],
+            params: NamedTuple, return_traces: bool = False) -> Executed:
+    """``dynamics`` over ``x`` on the backend :func:`select` chooses, and which backend ran: the
+    reference instead of ``compiled`` when the choice was automatic and the step function turned
+    out not to compile as one graph (the module docstring)."""
+    name = select(dynamics.family, requested, x, params, dynamics.step)
+    if name != "compiled" or torch.compiler.is_compiling():
+        return Executed(name, F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name]))
+    try:
+        return Executed(name, F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name]))
+    except CAPTURE_ERRORS as err:
+        failure = err
+    # Dynamo also reports a Python error in the step (a missing attribute) as Unsupported: such a bug
+    # raises here, on the reference loop, as itself.
+    output = F.run(dynamics, x, state, params, return_traces)
+    reason = _NOT_ONE_GRAPH[dynamics.step] = _graph_break(dynamics.step, failure)
+    if _requested(requested) == "compiled":
+        raise RuntimeError(f"adalif {dynamics.family}: backend 'compiled' cannot run: {reason}") from failure
+    # The user can fix the step, so a warnings.warn (once: the choice skips this step from now on).
+    warnings.warn(f"adalif {dynamics.family}: using the reference loop (slower) because {reason}")
+    return Executed("reference", output)
+
+
+def _graph_break(step: Callable, err: Exception) -> str:
+    """Why ``step`` does not compile as one graph, in one line: dynamo's first line and where."""
+    name = f"{getattr(step, '__module__', None)}.{getattr(step, '__qualname__', None) or repr(step)}"
+    why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    stack = getattr(err, "real_stack", None)
+    where = f" at {stack[-1].filename}:{stack[-1].lineno}" if stack else ""
+    return (f"its step function {name} does not compile as one graph (torch.compile: {why}{where}); make the step "
+            f"traceable (no Python branch on a tensor's value) or use backend='reference'")
+
+
 def run(dynamics: F.Dynamics, x: torch.Tensor, state: Optional[NamedTuple] = None, params: Optional[NamedTuple] = None,
         return_traces: bool = False, backend: Optional[str] = None) -> F.SequenceOutput:
     """The fast path with the reference's signature: ``dynamics`` (``adalif.functional.LIF``,
@@ -230,10 +296,10 @@ def run(dynamics: F.Dynamics, x: torch.Tensor, state: Optional[NamedTuple] = Non
                              f"(a module's .params())")
         params = _DEFAULT_PARAMS[dynamics.family]
     check_sequence(x)
-    name = select(dynamics.family, backend, x, params)
+    ran = execute(dynamics, backend, x, state, params, return_traces)
     if not torch.compiler.is_compiling():
-        log.debug("adalif %s: backend %s for input %s %s", dynamics.family, name, tuple(x.shape), x.dtype)
-    return F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name])
+        log.debug("adalif %s: backend %s for input %s %s", dynamics.family, ran.backend, tuple(x.shape), x.dtype)
+    return ran.output
 
 
 _DEFAULT_PARAMS = {"lif": F.LIFParameters(), "dalif": F.DALIFParameters(), "arlif": F.ARLIFParameters()}
