@@ -274,3 +274,135 @@ def test_time_chunks_refuse_layers_that_mix_steps():
     with pytest.raises(ValueError, match="memory.chunk"):
         with memory.checkpoint_time(_fresh("vggsnn", "lif", T=2, input_size=16, bn="per_step"), chunk=0):
             pass
+
+
+# -- Exact or refused (issue 25): each of these gave silently wrong numbers or an error before ----
+
+def _chain(neuron_kwargs=None, hook=None, seed=0):
+    """``features = Linear -> LIF -> Linear -> LIF`` and a readout, time-major ``[T, B, 5]``."""
+    from adalif.layers import SeqToANN
+    from adalif.neurons import LIF
+
+    torch.manual_seed(seed)
+    features = nn.Sequential(SeqToANN(nn.Linear(5, 8)), LIF(**(neuron_kwargs or {})),
+                             SeqToANN(nn.Linear(8, 4)), LIF(**(neuron_kwargs or {})))
+    model = nn.Sequential()
+    model.features = features
+    model.head = SeqToANN(nn.Linear(4, 3))
+    model.forward = lambda x: model.head(model.features(x))
+    if hook is not None:
+        features[1].register_forward_hook(hook)
+    return model.train()
+
+
+def _chain_grads(model, x, spikes="plain", checkpoint="none", chunk=2):
+    model.zero_grad(set_to_none=True)
+    with memory.training_memory(model, spikes, checkpoint, chunk=chunk):
+        out = model(x)
+    (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+    return [None if p.grad is None else p.grad.clone() for p in model.parameters()]
+
+
+def test_packed_spikes_keep_a_non_spiking_surrogates_smooth_outputs():
+    """``ATan(spiking=False)`` emits smooth values: they fail the 0/1 check and are kept as they are."""
+    from adalif.surrogate import ATan
+
+    x = torch.randn(4, 3, 5) * 2
+    model = _chain(dict(surrogate=ATan(spiking=False)))
+    plain, packed = _chain_grads(model, x), _chain_grads(model, x, "packed")
+    assert all(torch.equal(a, b) for a, b in zip(plain, packed))
+
+
+def test_packed_spikes_keep_what_a_users_forward_hook_returns():
+    x = torch.randn(4, 3, 5) * 2
+    model = _chain(hook=lambda m, i, o: o * 0.5)
+    plain, packed = _chain_grads(model, x), _chain_grads(model, x, "packed")
+    assert all(torch.equal(a, b) for a, b in zip(plain, packed))
+
+
+def test_packed_spikes_keep_pytorchs_in_place_error():
+    """Spikes changed in place after a layer saved them: the plain run raises at backward, and so
+    does the packed one (it used to read the old bits silently)."""
+    from adalif.neurons import LIF
+
+    torch.manual_seed(0)
+    fc1, n1, fc2 = nn.Linear(5, 8), LIF(), nn.Linear(8, 3)
+    model = nn.Sequential(fc1, n1, fc2)
+    for spikes in ("plain", "packed"):
+        with memory.training_memory(model, spikes):
+            s = n1(fc1(torch.randn(4, 3, 5) * 3))
+            out = fc2(s)
+            s.mul_(2)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            out.sum().backward()
+
+
+@pytest.mark.parametrize("calls", [1, 2])
+@pytest.mark.parametrize("checkpoint", ["blocks", "neurons"])
+def test_checkpointed_blocks_recompute_spikingjelly_style_nodes_from_their_start_state(checkpoint, calls):
+    """Multi-step nodes and ``reset_net`` after the step (SpikingJelly's loop): the recomputation
+    starts from the state the first pass started from, not the one it left."""
+    from adalif.compat import spikingjelly as sj
+    from adalif.layers import SeqToANN
+
+    def model():
+        torch.manual_seed(0)
+        m = nn.Sequential()
+        m.features = nn.Sequential(SeqToANN(nn.Conv2d(2, 4, 3, padding=1)), sj.LIFNode(step_mode="m"),
+                                   SeqToANN(nn.Conv2d(4, 4, 3, padding=1)), sj.LIFNode(step_mode="m"))
+        return m.train()
+
+    x = torch.rand(2, 3, 2, 6, 6) * 3  # [T, B, C, H, W]
+
+    def run(m, mode):
+        m.zero_grad()
+        with memory.training_memory(m, "plain", mode):
+            out = m.features(x).sum()
+            if calls == 2:  # the second call continues from the state the first left, graph and all
+                out = out + m.features(x).square().sum()
+        out.backward()
+        sj.reset_net(m)
+        return [p.grad.clone() for p in m.parameters()]
+
+    plain, got = run(model(), "none"), run(model(), checkpoint)
+    assert all(torch.equal(a, b) for a, b in zip(plain, got))
+
+
+@pytest.mark.parametrize("checkpoint", ["blocks", "neurons", "time"])
+def test_checkpointing_a_frozen_first_block(checkpoint):
+    """Fine-tuning: the first block's parameters need no gradient (and the input none either)."""
+    x = torch.rand(4, 2, 2, 16, 16)
+    results = []
+    for mode in ("none", checkpoint):
+        model = _fresh("vggsnn", "lif", T=4, input_size=16, bn="per_step")
+        for p in model.features[0].parameters():
+            p.requires_grad_(False)
+        with memory.training_memory(model, "packed", mode):
+            loss = model(x).square().mean()
+        loss.backward()
+        results.append([p.grad for p in model.parameters() if p.requires_grad])
+    assert _close(*results) if checkpoint == "time" else all(torch.equal(a, b) for a, b in zip(*results))
+
+
+@pytest.mark.parametrize("spikes, checkpoint", [("packed", "none"), ("plain", "blocks"), ("plain", "neurons"),
+                                               ("plain", "time")])
+def test_memory_options_refuse_torch_compile_in_one_line(spikes, checkpoint):
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    model = _chain()
+    compiled = torch.compile(model)
+    with pytest.raises(RuntimeError, match=rf"memory\.{'spikes' if spikes == 'packed' else 'checkpoint'}.*torch\.compile") as err:
+        with memory.training_memory(model, spikes, checkpoint):
+            compiled(torch.rand(4, 2, 5)).sum().backward()
+    assert "\n" not in str(err.value)
+
+
+def test_a_config_refuses_memory_options_with_compile(tmp_path, capsys):
+    """Lightning used to turn the options off silently under trainer.compile."""
+    from adalif.cli import main
+
+    for key, value in (("spikes", "packed"), ("checkpoint", "blocks")):
+        assert main(["train", "--config", "configs/digits_dalif.yaml", "--trainer.compile", "true",
+                     f"--model.memory.{key}", value, "--output_dir", str(tmp_path)]) == 2
+        assert f"model.memory.{key}: {value} does not run inside torch.compile" in capsys.readouterr().err

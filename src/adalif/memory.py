@@ -26,20 +26,22 @@ layers that act on each step alone (per-step batch norm, no dropout).
 from __future__ import annotations
 
 import contextlib
+import functools
+import weakref
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import torch
 from torch import nn
 
 __all__ = ["MEMORY_SPIKES", "MEMORY_CHECKPOINT", "packed_spikes", "checkpoint_blocks", "checkpoint_time",
-           "time_chunk_refusal", "training_memory",
+           "time_chunk_refusal", "training_memory", "is_binary",
            "pack_bits", "unpack_bits", "segments", "default_container"]
 
 MEMORY_SPIKES = ("packed", "plain")
 MEMORY_CHECKPOINT = ("none", "neurons", "blocks", "time")
 
-_MARK = "_adalif_binary"  # on a neuron's output tensor: its version counter when it was marked
-_PACKED = "_adalif_packed"  # on the same tensor: its packed bits, shared by every saver
+_MARK = "_adalif_binary"  # on a neuron's output tensor: worth checking for 0s and 1s when saved
+_PACKED = "_adalif_packed"  # on the same tensor: (its version, its bits or None if not all 0/1)
 _BITS = (1, 2, 4, 8, 16, 32, 64, 128)
 _TABLES: Dict[Tuple[torch.dtype, torch.device], Tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -79,33 +81,55 @@ def unpack_bits(packed: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.T
     return table.index_select(0, packed.long()).reshape(-1)[:numel]
 
 
-def _binary_base(t: torch.Tensor) -> Optional[torch.Tensor]:
-    """The marked neuron output that ``t`` is, or is a view of, if it has not changed since it was
-    marked (an in-place change could have made it non-binary); else None."""
-    base = t if t._base is None else t._base
-    version = getattr(base, _MARK, None)
-    if version is None or base._version != version or not base.is_contiguous():
-        return None
-    return base
+#: A float dtype's integer twin of the same width, and the bits of 1.0 in it: the 0/1 check reads
+#: the bits, so that -0.0 (which would unpack as +0.0) is not taken for 0.
+_ONE_BITS = {torch.float32: (torch.int32, 0x3F800000), torch.float64: (torch.int64, 0x3FF0000000000000),
+             torch.bfloat16: (torch.int16, 0x3F80), torch.float16: (torch.int16, 0x3C00)}
+
+
+def is_binary(t: torch.Tensor) -> bool:
+    """Whether every value of ``t`` is exactly +0.0 or 1.0 (checked on the bits)."""
+    kind = _ONE_BITS.get(t.dtype)
+    if kind is None:
+        return False
+    bits = t.contiguous().view(kind[0])
+    return bool(torch.logical_or(bits == 0, bits == kind[1]).all())
 
 
 class _Packed:
-    """What the graph keeps of a saved spike tensor: the bits of its base, and how it views them."""
+    """What the graph keeps of a saved tensor verified to hold only 0s and 1s: the bits of its base,
+    how it views them, and (weakly) the base with its version then, for PyTorch's in-place check."""
 
-    __slots__ = ("bits", "numel", "dtype", "device", "base_shape", "size", "stride", "offset", "is_view")
+    __slots__ = ("bits", "numel", "dtype", "base_shape", "size", "stride", "offset", "is_view", "base", "version")
 
-    def __init__(self, base: torch.Tensor, t: torch.Tensor) -> None:
-        bits = getattr(base, _PACKED, None)
-        if bits is None:
-            bits = pack_bits(base)
-            setattr(base, _PACKED, bits)
-        self.bits, self.numel, self.dtype, self.device = bits, base.numel(), base.dtype, base.device
+    def __init__(self, base: torch.Tensor, bits: torch.Tensor, t: torch.Tensor) -> None:
+        self.bits, self.numel, self.dtype = bits, base.numel(), base.dtype
         self.base_shape, self.is_view = base.shape, t is not base
         self.size, self.stride, self.offset = t.size(), t.stride(), t.storage_offset() - base.storage_offset()
+        self.base, self.version = weakref.ref(base), base._version
 
     def unpack(self) -> torch.Tensor:
-        base = unpack_bits(self.bits, self.numel, self.dtype).view(self.base_shape)
-        return base.as_strided(self.size, self.stride, self.offset) if self.is_view else base
+        base = self.base()
+        if base is not None and base._version != self.version:
+            # A plain run's saved tensor raises this at backward; a packed one must too.
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace operation: "
+                f"[{base.type()} {list(base.shape)}] is at version {base._version}; expected version "
+                f"{self.version} instead (spikes saved as bits by adalif.memory.packed_spikes)")
+        out = unpack_bits(self.bits, self.numel, self.dtype).view(self.base_shape)
+        return out.as_strided(self.size, self.stride, self.offset) if self.is_view else out
+
+
+def _verified_bits(base: torch.Tensor) -> Optional[torch.Tensor]:
+    """``base``'s values as bits if they are all 0 or 1 now, else None. Checked and packed once per
+    version of the tensor: a tensor saved by several layers (the two convolutions of a residual
+    block) is stored once."""
+    cached = getattr(base, _PACKED, None)
+    if cached is not None and cached[0] == base._version:
+        return cached[1]
+    bits = pack_bits(base) if is_binary(base) else None
+    setattr(base, _PACKED, (base._version, bits))
+    return bits
 
 
 #: The autograd nodes of the marked outputs (held, so that no id is reused while packing runs).
@@ -117,13 +141,13 @@ _VIEWS = {"ViewBackward0", "UnsafeViewBackward0", "ReshapeAliasBackward0", "AsSt
           "SqueezeBackward0", "SqueezeBackward1", "UnsqueezeBackward0", "CloneBackward0"}
 
 
-def _is_cast_of_spikes(t: torch.Tensor) -> bool:
-    """Whether ``t`` is a dtype cast (autocast's bf16 copy of a convolution's input) of a marked
-    output or of a view of one: its autograd node is a copy whose input traces back, through
-    views only, to the node of a neuron's output. An in-place change of the output gives it a new
-    node, so a changed output is never taken for spikes."""
+def _is_cast_of_marked(t: torch.Tensor) -> bool:
+    """Whether ``t`` may be a dtype cast (autocast's bf16 copy of a convolution's input) of a marked
+    output or of a view of one: its autograd node is a copy whose input traces back, through views
+    only, to the node of a neuron's output. Only a hint of what is worth checking: the values are
+    checked before anything is packed."""
     node = t.grad_fn
-    if node is None or node.name() != "ToCopyBackward0" or t._base is not None or not t.is_contiguous():
+    if node is None or node.name() != "ToCopyBackward0" or t._base is not None:
         return False
     for _ in range(8):
         node = node.next_functions[0][0] if node.next_functions else None
@@ -136,13 +160,28 @@ def _is_cast_of_spikes(t: torch.Tensor) -> bool:
     return False
 
 
+@torch.compiler.disable
+def _refuse_compiled(option: str) -> None:
+    # Called only while dynamo traces (torch.compiler.is_compiling()): dynamo runs this function
+    # outside the graph, so the error reaches the user as it is, in one line.
+    raise RuntimeError(f"{option} does not run inside torch.compile (the compiler decides what a compiled graph "
+                       "keeps for backward); run the model uncompiled, or compile it without this option")
+
+
 def _pack_hook(t: torch.Tensor):
-    if t.dtype in (torch.bool, torch.uint8) or not t.is_floating_point():
+    if torch.compiler.is_compiling():
+        _refuse_compiled("memory.spikes: packed")
+    if not t.is_floating_point():
         return t
-    base = _binary_base(t)
-    if base is not None:
-        return _Packed(base, t)
-    return _Packed(t, t) if _SOURCES and _is_cast_of_spikes(t) else t
+    # The marks say which tensors are worth checking; the check says which hold 0s and 1s.
+    base = t if t._base is None else t._base
+    if getattr(base, _MARK, False) and base.is_contiguous():
+        bits = _verified_bits(base)
+    elif _SOURCES and _is_cast_of_marked(t) and t.is_contiguous():
+        base, bits = t, _verified_bits(t)
+    else:
+        return t
+    return t if bits is None else _Packed(base, bits, t)
 
 
 def _unpack_hook(saved):
@@ -157,39 +196,51 @@ def _binary_neurons(model: Optional[nn.Module]) -> Iterator[nn.Module]:
 
 
 def _mark(module, inputs, output):
-    """Mark a neuron's output as binary. Views of one tensor share its root (``_base``), so the
-    mark goes on the root; when the output is itself a view (a kernel's ``[T, N]`` reshaped to
-    ``[T, B, C, H, W]``) it must cover the whole root, or nothing is marked."""
+    """Mark what a neuron returned (after any hook of the user's) as worth checking when saved:
+    its root (views of one tensor share it), and its autograd node for the casts autocast makes."""
+    if torch.compiler.is_compiling():
+        _refuse_compiled("memory.spikes: packed")
     if not (isinstance(output, torch.Tensor) and output.is_floating_point()):
         return
-    root = output if output._base is None else output._base
-    if root is output or (output.numel() == root.numel() and output.is_contiguous() and root.is_contiguous()
-                          and output.storage_offset() == root.storage_offset()):
-        setattr(root, _MARK, root._version)
-    if output.grad_fn is not None:  # for the casts that autocast makes of it
+    setattr(output if output._base is None else output._base, _MARK, True)
+    if output.grad_fn is not None:
         _SOURCES[id(output.grad_fn)] = output.grad_fn
 
 
 @contextlib.contextmanager
 def packed_spikes(model: nn.Module):
     """Within this context, every tensor the forward pass of ``model`` saves for backward that is
-    the output of one of its adalif neurons (spikes, 0 or 1), or a view of one, is stored as bits.
-    So is a cast of one (under autocast, a convolution keeps the bf16 copy of its input).
-    Run the forward pass inside, backward anywhere::
+    the output of one of its adalif neurons, a view of one or autocast's cast of one, and that
+    holds only 0s and 1s (checked on its values when it is saved), is stored as bits. Anything
+    else, such as a non-spiking surrogate's smooth output or what a forward hook made of the
+    spikes, is kept as it is; spikes changed in place after they were saved raise PyTorch's
+    in-place error at backward, as in a plain run. Run the forward pass inside, backward anywhere::
 
         with adalif.memory.packed_spikes(model):
             loss = criterion(model(x), y)
         loss.backward()   # gradients bit-identical to a plain run
+
+    Refused inside ``torch.compile`` (a compiled graph's saved tensors are the compiler's).
     """
+    _refuse_compiled_model(model, "memory.spikes: packed")
     with _saving(_binary_neurons(model), packing=True):
         yield
+
+
+def _refuse_compiled_model(model: nn.Module, option: str) -> None:
+    """Refuse ``option`` at once for a model that is compiled (``torch.compile(model)`` or
+    ``model.compile()``); a compiled wrapper around it is caught when it runs."""
+    if isinstance(model, torch._dynamo.eval_frame.OptimizedModule) or any(
+            getattr(m, "_compiled_call_impl", None) is not None for m in model.modules()):
+        raise RuntimeError(f"{option} does not run inside torch.compile (the compiler decides what a compiled graph "
+                           "keeps for backward); run the model uncompiled, or compile it without this option")
 
 
 @contextlib.contextmanager
 def _saving(neurons: Iterable[nn.Module], packing: bool, storages: Optional[set] = None):
     """Saved-tensor hooks: with ``packing``, the outputs of ``neurons`` (marked) and their views
-    and casts are kept as bits; ``storages``, when given, collects the address of every saved
-    tensor's storage."""
+    and casts are kept as bits if they hold only 0s and 1s; ``storages``, when given, collects the
+    address of every saved tensor's storage."""
     def pack(t):
         if storages is not None:
             storages.add(t.untyped_storage().data_ptr())
@@ -341,7 +392,7 @@ def _first_pass(ctx, x: torch.Tensor) -> None:
 
 
 @contextlib.contextmanager
-def _as_first_pass(ctx, x: torch.Tensor):
+def _as_first_pass(ctx, x: torch.Tensor, modules: List[nn.Module]):
     """The random state of :func:`_first_pass`, restored for the recomputation and its backward;
     the batch-norm running statistics that the recomputation updates are restored afterwards (the
     first pass updated them; batch norm's backward reads them, so not before)."""
@@ -350,7 +401,7 @@ def _as_first_pass(ctx, x: torch.Tensor):
         torch.set_rng_state(ctx.rng)
         if ctx.cuda_rng is not None:
             torch.cuda.set_rng_state(ctx.cuda_rng, x.device)
-        with _no_statistics_update(ctx.modules):
+        with _no_statistics_update(modules):
             yield
 
 
@@ -373,46 +424,184 @@ def _release(y: torch.Tensor, storages: set, x: torch.Tensor) -> None:
         storage.resize_(0)
 
 
-class _Segment(torch.autograd.Function):
-    """A segment run without keeping its activations: the forward runs under ``no_grad`` and
-    saves only the input (with :func:`packed_spikes` active, as bits), the backward recomputes the
-    segment from it, with the same random state and autocast, and backpropagates through it.
+class _Piece:
+    """One checkpointed part of a forward pass: a segment of blocks, or every layer over a chunk
+    of time steps. ``modules`` run in order; ``params``: every parameter they hold, passed to
+    :class:`_Checkpoint` as inputs so that each gets its gradient through the autograd graph, once
+    per backward (as in a plain run; DDP's reducer counts on it); ``carriers``: the modules whose
+    state the piece takes in and hands on, and ``carry(start, end)`` the context in which they do
+    (:func:`_node_states`, :func:`_carried_states`); ``option``: what the errors name."""
+
+    def __init__(self, modules: List[nn.Module], carriers: List[nn.Module], carry, keep_convs: bool, option: str):
+        self.modules, self.carriers, self.carry, self.keep_convs, self.option = modules, carriers, carry, keep_convs, option
+        self.params = list(dict.fromkeys(p for m in modules for p in m.parameters()))
+        self.neurons = [n for m in modules for n in _binary_neurons(m)]
+
+
+def _flatten(states: List[Tuple[Optional[tuple], object]]) -> Tuple[List[torch.Tensor], list]:
+    """The carriers' ``(state, extra)`` pairs as a flat list of tensors and a layout
+    (:func:`_unflatten`): the state's type and field count, and ``extra`` (a node's step count)."""
+    flat, layout = [], []
+    for state, extra in states:
+        layout.append((None if state is None else type(state), 0 if state is None else len(state), extra))
+        flat.extend(() if state is None else state)
+    return flat, layout
+
+
+def _unflatten(flat, layout: list) -> List[Tuple[Optional[tuple], object]]:
+    out, i = [], 0
+    for kind, n, extra in layout:
+        out.append((None if kind is None else kind(*flat[i:i + n]), extra))
+        i += n
+    return out
+
+
+def _check_unchanged(versions: List[Tuple[torch.Tensor, int]], option: str) -> None:
+    """The recomputation reads the parameters as they are now: raise, as a plain run's saved
+    tensors do, if one was changed in place since the first pass."""
+    for p, version in versions:
+        if p._version != version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an inplace operation: "
+                f"[{p.type()} {list(p.shape)}] (a parameter) is at version {p._version}; expected version {version} "
+                f"instead ({option} recomputes the forward pass in backward)")
+
+
+def _check_leaves(outputs: List[torch.Tensor], inputs: List[torch.Tensor], option: str) -> None:
+    """Every tensor the recomputed graph would accumulate a gradient into must be one of the
+    piece's inputs, whose gradients it returns (read from the graph, not assumed): a module that
+    reads a tensor requiring grad from elsewhere would otherwise lose that gradient."""
+    known = {id(t) for t in inputs}
+    seen, todo = set(), [t.grad_fn for t in outputs if t.grad_fn is not None]
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        variable = getattr(node, "variable", None)
+        if variable is not None and id(variable) not in known:
+            raise RuntimeError(f"{option}: the recomputed layers read a tensor {list(variable.shape)} that requires "
+                               "grad and is not a parameter of theirs; make it a parameter of one of the modules")
+        todo.extend(next_node for next_node, _ in node.next_functions)
+
+
+def _distinct(t: torch.Tensor, inputs) -> torch.Tensor:
+    """``t``, copied if it is one of the Function's inputs (a layer that returned its input, a
+    carrier that did not run), so that each output is a tensor of its own."""
+    return t.clone() if any(t is i for i in inputs) else t
+
+
+class _Checkpoint(torch.autograd.Function):
+    """A :class:`_Piece` run without keeping its activations: the forward runs under ``no_grad``
+    and saves only its input and the carriers' start states (with :func:`packed_spikes` active,
+    as bits); the backward recomputes the piece from them, with the same random state and
+    autocast, and returns the gradients of the input, of every parameter and of the start states
+    (``torch.autograd.grad``, so that the engine accumulates each parameter's gradient once).
     With ``keep_convs`` the forward also keeps the output of each convolution, and the
     recomputation takes it instead of convolving again: it recomputes only the cheap layers
     (batch norms, neurons, pooling, additions).
 
     Written here rather than taken from ``torch.utils.checkpoint``: its non-reentrant form keeps
-    the segment's input as a plain reference, out of reach of the saved-tensor hooks that store
-    spikes as bits; saving the input with ``save_for_backward`` puts it within their reach."""
+    the input as a plain reference, out of reach of the saved-tensor hooks that store spikes as
+    bits; saving it with ``save_for_backward`` puts it within their reach; and it carries no state
+    in and out of the piece. Arguments: the piece, the layout of the start states, a list the
+    forward fills with the layout of the end states, the input, then the piece's parameters and
+    the start states' tensors; returns the output and the end states' tensors."""
 
     @staticmethod
-    def forward(ctx, modules, keep_convs, x, anchor):
-        # ``anchor``: an empty tensor that requires grad, so that the segment gets a backward even
-        # when its input does not (the first one, fed with data).
-        ctx.modules, ctx.kept = modules, {} if keep_convs else None
+    def forward(ctx, piece, layout, end_layout, x, *tensors):
+        ctx.piece, ctx.layout, ctx.kept = piece, layout, {} if piece.keep_convs else None
         ctx.packing = _DEPTH[0] > 0
         _first_pass(ctx, x)
-        with torch.no_grad(), (_convolutions(modules, ctx.kept, False) if keep_convs else contextlib.nullcontext()):
-            y = _run(modules, x)
-        ctx.save_for_backward(x)
-        return y
+        flat_start = tensors[len(piece.params):]
+        end: list = []
+        keep = _convolutions(piece.modules, ctx.kept, False) if piece.keep_convs else contextlib.nullcontext()
+        with piece.carry(_unflatten(flat_start, layout), end), keep:
+            y = _run(piece.modules, x)
+        ctx.versions = [(p, p._version) for p in piece.params]
+        ctx.save_for_backward(x, *flat_start)
+        flat_end, layout_end = _flatten(end)
+        end_layout[:] = layout_end
+        inputs = (x, *tensors)
+        return (_distinct(y, inputs), *(_distinct(t, inputs) for t in flat_end))
 
     @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        x = x.detach().requires_grad_(ctx.needs_input_grad[2])
-        replay = _convolutions(ctx.modules, ctx.kept, True) if ctx.kept is not None else contextlib.nullcontext()
+    def backward(ctx, grad_y, *grad_end):
+        piece, need = ctx.piece, ctx.needs_input_grad[3:]
+        x, *flat_start = ctx.saved_tensors
+        _check_unchanged(ctx.versions, piece.option)
+        n = len(piece.params)
+        x = x.detach().requires_grad_(need[0])
+        flat_start = [s.detach().requires_grad_(w) for s, w in zip(flat_start, need[1 + n:])]
+        wanted = [t for t, w in zip((x, *piece.params, *flat_start), need) if w]
+        replay = _convolutions(piece.modules, ctx.kept, True) if ctx.kept is not None else contextlib.nullcontext()
         storages: set = set()
-        neurons = [m for block in ctx.modules for m in _binary_neurons(block)]
-        with _as_first_pass(ctx, x):
-            with _recomputing(ctx), replay, _saving(neurons, ctx.packing, storages):
-                y = _run(ctx.modules, x)
-            _release(y, storages, x)
-            torch.autograd.backward(y, grad)
+        end: list = []
+        with _as_first_pass(ctx, x, piece.modules):
+            with _recomputing(ctx), replay, piece.carry(_unflatten(flat_start, ctx.layout), end), \
+                    _saving(piece.neurons, ctx.packing, storages):
+                y = _run(piece.modules, x)
+            pairs = [(t, g) for t, g in zip([y, *_flatten(end)[0]], [grad_y, *grad_end])
+                     if g is not None and t.requires_grad]
+            _check_leaves([t for t, _ in pairs], wanted, piece.option)
+            if pairs and pairs[0][0] is y:
+                _release(y, storages, x)
+            grads = iter(torch.autograd.grad([t for t, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True)
+                         if pairs and wanted else [None] * len(wanted))
         # The autograd engine keeps a node's Python attributes until the whole graph goes: free
         # the kept outputs now (the saved tensors are freed by the engine itself).
         ctx.kept = None
-        return None, None, x.grad if ctx.needs_input_grad[2] else None, None
+        return (None, None, None, *(next(grads) if w else None for w in need))
+
+
+def _apply(piece: _Piece, x: torch.Tensor, start: list) -> Tuple[torch.Tensor, list]:
+    """``piece`` on ``x``, its carriers starting from ``start`` (``(state, extra)`` pairs): the
+    output and the carriers' end states."""
+    flat, layout = _flatten(start)
+    end_layout: list = []
+    y, *flat_end = _Checkpoint.apply(piece, layout, end_layout, x, *piece.params, *flat)
+    return y, _unflatten(flat_end, end_layout)
+
+
+def _carries_state(m: nn.Module) -> bool:
+    """Whether ``m`` keeps a state from one call to the next: adalif's SpikingJelly-style nodes
+    (``carried``/``carry``), SpikingJelly's own (``_memories``), anything with a ``reset``."""
+    return (callable(getattr(m, "carried", None)) or hasattr(m, "_memories")
+            or callable(getattr(type(m), "reset", None)))
+
+
+def _stateful_refusal(container: nn.Module, prefix: str, option: str, nodes_allowed: bool) -> Optional[str]:
+    """Why the stateful modules of ``container`` cannot be checkpointed with ``option``, or None:
+    a recomputation must start from the state the first pass started from, which only adalif's
+    nodes let it set (``carried``/``carry``), and those not with ``store_v_seq``."""
+    for name, m in container.named_modules(prefix=prefix.rstrip(".")):
+        if not _carries_state(m):
+            continue
+        if not callable(getattr(m, "carried", None)):
+            return (f"{name}: {type(m).__name__} keeps a state between calls that {option} cannot set for its "
+                    "recomputation; use adalif's nodes (adalif.compat.spikingjelly) or no checkpointing")
+        if not nodes_allowed:
+            return (f"{name}: {type(m).__name__} keeps its state between calls; time chunks carry the states of "
+                    "adalif's neurons (adalif.neurons) only; use checkpoint: blocks")
+        if getattr(m, "store_v_seq", False):
+            return (f"{name}: {type(m).__name__} keeps its potentials (store_v_seq=True), which a recomputation "
+                    "would give without their graph; set store_v_seq=False")
+    return None
+
+
+@contextlib.contextmanager
+def _node_states(nodes: List[nn.Module], start: list, end: list):
+    """Each stateful node starts from ``start[i]`` (its ``carried()``: state and step count) and
+    leaves what it carries on in ``end``; afterwards each holds what it held before."""
+    before = [n.carried() for n in nodes]
+    for node, carried in zip(nodes, start):
+        node.carry(carried)
+    try:
+        yield
+        end[:] = [n.carried() for n in nodes]
+    finally:
+        for node, carried in zip(nodes, before):
+            node.carry(carried)
 
 
 def default_container(model: nn.Module) -> nn.Sequential:
@@ -426,26 +615,45 @@ def default_container(model: nn.Module) -> nn.Sequential:
     raise ValueError("checkpoint: the model has no nn.Sequential 'features'; pass container= (an nn.Sequential)")
 
 
+def _refuse_compiling(option: str) -> None:
+    if torch.compiler.is_compiling():
+        _refuse_compiled(option)
+
+
 @contextlib.contextmanager
 def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = None, keep_convolutions: bool = False):
     """Within this context, the :func:`segments` of ``container`` (default:
     :func:`default_container`) keep only their input for backward and recompute their forward
     there (in training mode with gradients; as usual otherwise). Batch-norm running statistics are
-    updated once per step, by the first pass. Backward with ``loss.backward()`` (the recomputed
-    gradients reach the parameters from within the backward pass, as reentrant checkpointing).
+    updated once per step, by the first pass; each parameter gets its gradient once per backward,
+    through the graph (DDP's reducer sees it whole); frozen layers and inputs need none.
+    adalif's SpikingJelly-style nodes start the recomputation from the state the first pass
+    started from, and hand their end state on with its graph; other modules that keep a state
+    between calls (SpikingJelly's own nodes) are refused by name, as is ``torch.compile``.
 
     ``keep_convolutions``: also keep each convolution's output, so that the recomputation runs
     only the layers between convolutions (batch norms, neurons, pooling, additions): the
     ``checkpoint: neurons`` option, less memory saved for much less time."""
+    option = f"memory.checkpoint: {'neurons' if keep_convolutions else 'blocks'}"
+    _refuse_compiled_model(model, option)
+    prefix = "features." if container is None or container is getattr(model, "features", None) else ""
     container = default_container(model) if container is None else container
-    parts = segments(container)
+    refusal = _stateful_refusal(container, prefix, option, nodes_allowed=True)
+    if refusal is not None:
+        raise ValueError(f"{option}: {refusal}")
+    pieces = []
+    for part in segments(container):
+        nodes = [m for block in part for m in block.modules() if callable(getattr(m, "carried", None))]
+        pieces.append(_Piece(part, nodes, functools.partial(_node_states, nodes), keep_convolutions, option))
 
     def forward(x):
+        _refuse_compiling(option)
         if not (torch.is_grad_enabled() and container.training):
-            return _run([m for part in parts for m in part], x)
-        anchor = torch.empty(0, requires_grad=True)
-        for part in parts:
-            x = _Segment.apply(part, keep_convolutions, x, anchor)
+            return _run([m for piece in pieces for m in piece.modules], x)
+        for piece in pieces:
+            x, end = _apply(piece, x, [n.carried() for n in piece.carriers])
+            for node, carried in zip(piece.carriers, end):
+                node.carry(carried)
         return x
 
     with _forwards({container: forward}):
@@ -460,6 +668,9 @@ def time_chunk_refusal(container: nn.Module, prefix: str = "features.") -> Optio
     from .layers import SharedDropout, TimeBatchNorm
     from .neurons import Neuron
 
+    refusal = _stateful_refusal(container, prefix, "memory.checkpoint: time", nodes_allowed=False)
+    if refusal is not None:
+        return refusal
     per_step_norms = {id(m.bn) for m in container.modules() if isinstance(m, TimeBatchNorm) and m.mode == "per_step"}
     for name, m in container.named_modules(prefix=prefix.rstrip(".")):
         if isinstance(m, TimeBatchNorm) and m.mode != "per_step":
@@ -482,72 +693,24 @@ def time_chunk_refusal(container: nn.Module, prefix: str = "features.") -> Optio
 
 
 @contextlib.contextmanager
-def _carried_states(neurons: List[nn.Module], start: List[Optional[tuple]], end: List[Optional[tuple]]):
-    """Each neuron of ``neurons`` starts from ``start[i]`` (None: its initial state) and leaves
-    its final state in ``end[i]``; each must run once per call."""
+def _carried_states(neurons: List[nn.Module], start: list, end: list):
+    """Each neuron of ``neurons`` starts from ``start[i]`` (a ``(state, None)`` pair; None: its
+    initial state) and leaves its final state in ``end``; each must run once per call."""
+    final: List[Optional[tuple]] = [None] * len(neurons)
+
     def carried(i, neuron):
         def forward(x):
-            if end[i] is not None:
-                raise RuntimeError(f"checkpoint: time: {type(neuron).__name__} ran twice in one chunk; time chunks "
-                                   "need each neuron called once per forward")
-            out = neuron.run(x, start[i])
-            end[i] = out.state
+            if final[i] is not None:
+                raise RuntimeError(f"memory.checkpoint: time: {type(neuron).__name__} ran twice in one chunk; time "
+                                   "chunks need each neuron called once per forward")
+            out = neuron.run(x, start[i][0])
+            final[i] = out.state
             return out.spikes
         return forward
 
     with _forwards({neuron: carried(i, neuron) for i, neuron in enumerate(neurons)}):
         yield
-
-
-class _Chunk(torch.autograd.Function):
-    """Steps ``[t0, t1)`` of a container run without keeping their activations: the forward keeps
-    the chunk's input and the neurons' states before it; the backward recomputes the chunk from
-    them and backpropagates the gradients of its output and of the states it hands on.
-    Arguments after ``anchor``: the neurons' start states, flattened (``layout``: see
-    :func:`_unflatten`); the forward writes the layout of the states it returns into ``end_layout``."""
-
-    @staticmethod
-    def forward(ctx, modules, neurons, layout, end_layout, x, anchor, *states):
-        ctx.modules, ctx.neurons, ctx.layout = modules, neurons, layout
-        _first_pass(ctx, x)
-        start, end = _unflatten(states, layout), [None] * len(neurons)
-        with torch.no_grad(), _carried_states(neurons, start, end):
-            y = _run(modules, x)
-        ctx.save_for_backward(x, *states)
-        end_layout[:] = [(type(state), len(state)) for state in end]
-        return (y, *(t for state in end for t in state))
-
-    @staticmethod
-    def backward(ctx, grad_y, *grad_states):
-        x, *states = ctx.saved_tensors
-        x = x.detach().requires_grad_(ctx.needs_input_grad[4])
-        states = [s.detach().requires_grad_(need) for s, need in zip(states, ctx.needs_input_grad[6:])]
-        start, end = _unflatten(states, ctx.layout), [None] * len(ctx.neurons)
-        with _as_first_pass(ctx, x):
-            with _recomputing(ctx), _carried_states(ctx.neurons, start, end):
-                y = _run(ctx.modules, x)
-            outputs, grads = [y], [grad_y]
-            for t, g in zip((t for state in end for t in state), grad_states):
-                if g is not None and t.requires_grad:
-                    outputs.append(t)
-                    grads.append(g)
-            torch.autograd.backward(outputs, grads)
-        grad_x = x.grad if ctx.needs_input_grad[4] else None
-        return (None, None, None, None, grad_x, None, *(s.grad if s.requires_grad else None for s in states))
-
-
-def _unflatten(flat, layout: List[Optional[Tuple[type, int]]]) -> List[Optional[tuple]]:
-    """The neurons' states from their flattened fields; ``layout``: each state's type and field
-    count (None: the neuron's initial state)."""
-    out, i = [], 0
-    for entry in layout:
-        if entry is None:
-            out.append(None)
-            continue
-        kind, n = entry
-        out.append(kind(*flat[i:i + n]))
-        i += n
-    return out
+    end[:] = [(state, None) for state in final]
 
 
 @contextlib.contextmanager
@@ -556,32 +719,34 @@ def checkpoint_time(model: nn.Module, container: Optional[nn.Sequential] = None,
     steps at a time in training, keeping for backward only its input and, between chunks, the
     state of each neuron; the backward recomputes one chunk at a time. Memory then grows with
     ``chunk``, not with T. Exact where every layer but the neurons acts on each step separately:
-    batch norms with ``bn: per_step``, no dropout, no parameter per step; anything else is refused
-    with the module named (:func:`checkpoint_blocks` has no such condition). The gradients equal a
-    plain run's up to the order of float sums (a convolution's weight gradient is summed chunk by
-    chunk); the forward values and the batch-norm statistics are the same."""
+    batch norms with ``bn: per_step``, no dropout, no parameter per step, no module that keeps a
+    state between calls; anything else is refused with the module named
+    (:func:`checkpoint_blocks` has fewer conditions), as is ``torch.compile``. The gradients equal
+    a plain run's up to the order of float sums (a weight's gradient is summed chunk by chunk,
+    and reaches the parameter once per backward); the forward values and the batch-norm
+    statistics are the same."""
     if not (isinstance(chunk, int) and not isinstance(chunk, bool) and chunk >= 1):
         raise ValueError(f"memory.chunk: expected an integer >= 1, got {chunk!r}")
     from .neurons import Neuron
 
+    option = "memory.checkpoint: time"
+    _refuse_compiled_model(model, option)
     prefix = "features." if container is None or container is getattr(model, "features", None) else ""
     container = default_container(model) if container is None else container
     refusal = time_chunk_refusal(container, prefix)
     if refusal is not None:
-        raise ValueError(f"checkpoint: time: {refusal}")
-    modules = _flat(container)
+        raise ValueError(f"{option}: {refusal}")
     neurons = [m for m in container.modules() if isinstance(m, Neuron)]
+    piece = _Piece(_flat(container), neurons, functools.partial(_carried_states, neurons), False, option)
 
     def forward(x):
+        _refuse_compiling(option)
         if not (torch.is_grad_enabled() and container.training) or x.shape[0] <= chunk:
-            return _run(modules, x)
-        anchor = torch.empty(0, requires_grad=True)
-        outputs, states, layout = [], [], [None] * len(neurons)
+            return _run(piece.modules, x)
+        outputs, states = [], [(None, None)] * len(neurons)
         for t0 in range(0, x.shape[0], chunk):
-            end_layout: List[Tuple[type, int]] = []
-            y, *states = _Chunk.apply(modules, neurons, layout, end_layout, x[t0:t0 + chunk], anchor, *states)
+            y, states = _apply(piece, x[t0:t0 + chunk], states)
             outputs.append(y)
-            layout = end_layout
         return torch.cat(outputs)
 
     with _forwards({container: forward}):

@@ -23,7 +23,7 @@ passed as ``surrogate_function`` is translated to adalif's (same derivative); Sp
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional, Tuple
 
 import torch
 from torch import nn
@@ -91,6 +91,15 @@ class StatefulNode(nn.Module):
         self.state = None
         self.v_seq = None
         self.t = 0
+
+    def carried(self) -> Tuple[Optional[NamedTuple], int]:
+        """What the next call continues from: the state and the step count. adalif.memory's
+        checkpointing reads it before a segment and sets it (:meth:`carry`) for the recomputation."""
+        return self.state, self.t
+
+    def carry(self, carried: Tuple[Optional[NamedTuple], int]) -> None:
+        """Continue from ``carried`` (what :meth:`carried` returned)."""
+        self.state, self.t = carried
 
     def detach(self) -> None:
         """Cut the state's autograd graph (truncated BPTT), keeping its values."""

@@ -278,7 +278,8 @@ def _derived_module(d: NeuronDefinition) -> type:
                     raise ValueError(f"{p.name}_init: {value!r} is outside the range of {d.class_name}'s {p.name} "
                                      f"({err})") from None
                 if p.constrain is not None:
-                    read = float(p.constrain(torch.tensor(float(raw_value), dtype=torch.float64)))
+                    # On the CPU explicitly: a model may be built under torch.device("meta") (config checks).
+                    read = float(p.constrain(torch.tensor(float(raw_value), dtype=torch.float64, device="cpu")))
                     if not (math.isfinite(float(raw_value))
                             and abs(read - value) <= READ_BACK_TOLERANCE * max(1.0, abs(value))):
                         raise ValueError(f"{p.name}_init: {value!r} reads back as {read!r} through {d.class_name}'s "

@@ -295,6 +295,11 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
                                input_size=input_size(cfg.data.name, cfg.data.options)[0])
     _check(isinstance(cfg.model.memory.chunk, int) and cfg.model.memory.chunk >= 1, "model.memory.chunk",
            cfg.model.memory.chunk, "an integer >= 1")
+    for key, plain in (("spikes", "plain"), ("checkpoint", "none")):
+        value = getattr(cfg.model.memory, key)
+        if cfg.trainer.compile and value != plain:
+            raise ConfigError(f"model.memory.{key}: {value} does not run inside torch.compile (trainer.compile: true; "
+                              f"the compiler decides what a compiled graph keeps); set {key}: {plain} or compile: false")
     if cfg.model.memory.checkpoint != "none":
         from ..memory import default_container, time_chunk_refusal
 

@@ -31,9 +31,9 @@ class SpikingClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         mc, self.optim_cfg, self.schedule_cfg = ModelConfig(**model), OptimConfig(**optim), ScheduleConfig(**schedule)
-        # What a training step keeps for backward (adalif.memory). A compiled model keeps what the
-        # compiler decides: the hooks that pack spikes do not reach inside a compiled graph.
-        self.memory = (mc.memory.spikes, mc.memory.checkpoint, mc.memory.chunk) if not compile else ("plain", "none")
+        # What a training step keeps for backward (adalif.memory); refused under torch.compile, both
+        # by the config's checks and by adalif.memory itself.
+        self.memory = (mc.memory.spikes, mc.memory.checkpoint, mc.memory.chunk)
         self.model = model_for_data(mc.name, mc.neuron, mc.options, num_classes=num_classes, in_channels=in_channels,
                                     T=T, input_size=input_size)
         self.criterion = SpikingLoss(**vars(LossConfig(**loss)))
