@@ -138,7 +138,7 @@ def test_neurons_nir_cannot_express_are_refused_by_name(neuron, message):
         to_nir(model, torch.rand(2, 1, 4))
 
 
-def test_max_pooling_and_unrecorded_operations_are_refused():
+def test_max_pooling_and_unmapped_operations_are_refused():
     model = nn.Sequential(SeqToANN(nn.Conv2d(1, 2, 3, padding=1)), LIF(), SeqToANN(nn.MaxPool2d(2)))
     with pytest.raises(ValueError, match="2.0: MaxPool2d has no NIR node"):
         to_nir(model, torch.rand(2, 1, 1, 4, 4))
@@ -151,7 +151,7 @@ def test_max_pooling_and_unrecorded_operations_are_refused():
         def forward(self, x):
             return self.neuron(self.fc(x) * 2)
 
-    with pytest.raises(ValueError, match="^neuron: its input comes from an operation that NIR export does not record"):
+    with pytest.raises(ValueError, match="^fc.0: its output goes through mul\\(x, 2\\) in the network's forward; NIR"):
         to_nir(Scaled(), torch.rand(2, 1, 4))
 
     class InPlace(Scaled):  # the layer's output changed in place: the graph would not know
@@ -160,7 +160,7 @@ def test_max_pooling_and_unrecorded_operations_are_refused():
             h.mul_(2)
             return self.neuron(h)
 
-    with pytest.raises(ValueError, match="^neuron: its input comes from an operation that NIR export does not record"):
+    with pytest.raises(ValueError, match="^fc.0: its output goes through x.mul_\\(2\\) in the network's forward"):
         to_nir(InPlace(), torch.rand(2, 1, 4))
 
 
@@ -254,7 +254,7 @@ def test_layer_options_nir_would_compute_differently_are_refused_by_name(layer, 
 
 def test_flattening_time_or_batch_is_refused():
     model = nn.Sequential(SeqToANN(nn.Conv2d(1, 2, 3, padding=1)), LIF(), nn.Flatten(1), nn.Linear(32, 3))
-    with pytest.raises(ValueError, match="^2: Flatten\\(start_dim=1\\) .* merges the time or batch dimension"):
+    with pytest.raises(ValueError, match="^2: Flatten\\(start_dim=1, end_dim=-1\\) of \\[2, 1, 2, 4, 4\\] to \\[2, 32\\] merges the time or batch dimension"):
         to_nir(model, torch.rand(2, 1, 1, 4, 4))
 
 
@@ -530,3 +530,185 @@ def test_snntorch_importer_reproduces_the_portable_form_of_a_chain(capsys):
     capsys.readouterr()
     assert [int((a != b).sum()) for a, b in zip(spikes.values(), theirs)] == [0, 0]
     assert all(0 < float(s.mean()) < 1 for s in spikes.values())
+
+
+# -- The graph is the captured forward pass: one node per call, every operation mapped or refused --------
+
+
+class _Twice(nn.Module):
+    """One LIF module called twice (legitimate: each call starts from a fresh state)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.n1, self.fc2 = nn.Linear(4, 6), LIF(tau=2.0, backend="reference"), nn.Linear(6, 6)
+        with torch.no_grad():  # make both calls fire sometimes
+            self.fc1.weight.mul_(4.0), self.fc1.bias.fill_(0.3), self.fc2.weight.mul_(4.0), self.fc2.bias.fill_(0.5)
+
+    def forward(self, x):
+        return self.n1(self.fc2(self.n1(self.fc1(x))))
+
+
+def test_a_module_called_twice_gives_a_node_per_call_and_imports_back_with_the_same_spikes(tmp_path):
+    from adalif import import_nir
+
+    torch.manual_seed(0)
+    model, x = _Twice().double().eval(), torch.rand(6, 3, 4, dtype=torch.float64) * 2
+    graph = to_nir(model, x[:, :1], dt=DT)
+    assert list(graph.nodes) == ["input", "fc1", "n1", "fc2", "n1.1", "output"]
+    assert graph.edges == [("input", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n1.1"), ("n1.1", "output")]
+    calls = []
+    hook = model.n1.register_forward_hook(lambda mod, i, o: calls.append(o))
+    with torch.no_grad():
+        expect = model(x)
+    hook.remove()
+    assert all(0 < float(s.mean()) < 1 for s in calls)
+    out, nir_spikes = run_nir(graph, x)
+    assert [torch.equal(nir_spikes[k], s) for k, s in zip(("n1", "n1.1"), calls)] == [True, True]
+    torch.testing.assert_close(out, expect, rtol=0, atol=0)
+    nir.write(str(tmp_path / "twice.nir"), graph)
+    back = import_nir(str(tmp_path / "twice.nir"), dt=DT).double().eval()
+    _, imported = _spiking_run(back, x, (DALIF,))
+    assert [int((a != b).sum()) for a, b in zip(imported.values(), calls)] == [0, 0]
+
+
+class _Reads(nn.Module):
+    """fc2(op(n1(fc1(x)))) for an operation ``op`` between two layers."""
+
+    def __init__(self, op, width):
+        super().__init__()
+        self.op, self.fc1, self.n1, self.fc2 = op, nn.Linear(4, 8), LIF(), nn.Linear(width, 3)
+
+    def forward(self, x):
+        return self.fc2(self.op(self.n1(self.fc1(x))))
+
+
+@pytest.mark.parametrize("op, width, message", [
+    (lambda h: h[..., :4], 4, r"x\[..., :4\] in the network's forward; NIR export maps layers"),
+    (lambda h: h.narrow(-1, 0, 4), 4, r"x.narrow\(-1, 0, 4\) in"),
+    (lambda h: h.view(2, 1, 2, 4).flatten(2), 8, r"x.view\(2, 1, 2, 4\) in .* reshapes \[2, 1, 8\] to \[2, 1, 2, 4\], "
+                                                r"which is not a Flatten"),
+    (lambda h: torch.cat([h, h], -1), 16, r"cat\("),
+    (lambda h: h * 2, 8, r"mul\(x, 2\)"),
+], ids=["slice at offset 0", "narrow", "view", "concatenation", "product"])
+def test_operations_nir_cannot_express_are_refused_naming_the_operation_and_the_layer(op, width, message):
+    """A slice at offset 0 used to export 8 neurons into an Affine that expects 4 (the graph was
+    written without nir's type check): each operation is now mapped or refused by name."""
+    with pytest.raises(ValueError, match=f"^n1: its output goes through {message}"):
+        to_nir(_Reads(op, width), torch.rand(2, 1, 4))
+
+
+def test_flatten_reshape_and_folding_written_as_operations_export_and_run_like_the_network():
+    """``x.flatten(2)``, a reshape that folds time into the batch and a view that unfolds it, in a
+    forward of one's own: a Flatten node and nothing for the folding; types checked by nir."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.n1 = SeqToANN(nn.Conv2d(1, 2, 3, padding=1)), LIF(tau=2.0, backend="reference")
+            self.fc, self.n2 = nn.Linear(2 * 4 * 4, 5), LIF(tau=2.0, v_threshold=0.3, backend="reference")
+
+        def forward(self, x):
+            T, B = x.shape[:2]
+            h = self.n1(self.conv(x)).flatten(2)
+            h = self.fc(h.reshape(T * B, -1).contiguous()).view(T, B, -1)
+            return self.n2(h)
+
+    torch.manual_seed(0)
+    model = Net().double().eval()
+    with torch.no_grad():
+        model.conv[0].weight.mul_(4.0), model.conv[0].bias.fill_(0.5)
+        model.fc.weight.mul_(4.0), model.fc.bias.fill_(0.2)
+    x = torch.rand(4, 2, 1, 4, 4, dtype=torch.float64) * 3
+    graph = to_nir(model, x[:, :1], dt=DT)
+    assert [type(n).__name__ for n in graph.nodes.values()] == ["Input", "Conv2d", "LIF", "Flatten", "Affine", "LIF",
+                                                                "Output"]
+    assert list(graph.nodes)[3] == "flatten"
+    expect, spikes = _spiking_run(model, x, LIF)
+    out, nir_spikes = run_nir(graph, x)
+    assert all(torch.equal(nir_spikes[n], s) and 0 < s.mean() < 1 for n, s in spikes.items())
+    assert torch.equal(out, expect)
+
+
+def test_control_flow_on_a_tensors_values_is_refused():
+    class Branching(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.n1 = nn.Linear(4, 3), LIF()
+
+        def forward(self, x):
+            h = self.fc(x)
+            return self.n1(h if h.sum() > 0 else -h)
+
+    with pytest.raises(ValueError, match="^the network's forward: control flow on a tensor's values"):
+        to_nir(Branching(), torch.rand(2, 1, 4))
+
+
+class ScaledLIF(LIF):
+    """A LIF that doubles its input: its own forward, the definition of LIF's is not its."""
+
+    def forward(self, x):
+        return super().forward(2 * x)
+
+
+def test_a_neuron_subclass_is_exported_only_with_its_own_definition(monkeypatch):
+    """ScaledLIF used to export as a plain LIF (outputs 0.52 apart): the definition is the exact
+    class's. A SpikingJelly-style node (its state kept between calls) is refused alike; ScaledLIF
+    with a definition of its own exports, and runs like the network."""
+    import dataclasses
+
+    from adalif.compat.spikingjelly import LIFNode
+    from adalif.definitions import base, get
+
+    model = nn.Sequential(nn.Linear(4, 3), ScaledLIF(tau=2.0, backend="reference"), nn.Linear(3, 2)).double().eval()
+    with pytest.raises(ValueError, match="^1: ScaledLIF is not the class of a registered neuron; it derives from LIF"):
+        to_nir(model, torch.rand(2, 1, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="^1: LIFNode is not the class of a registered neuron; it derives from LIF"):
+        to_nir(nn.Sequential(nn.Linear(4, 3), LIFNode(step_mode="m")), torch.rand(2, 1, 4))
+    lif = get("lif")
+
+    def doubled(m, name):
+        alpha, beta = lif.nir(m, name)
+        return 2 * alpha, beta
+
+    monkeypatch.setitem(base._REGISTRY, "scaled_lif", dataclasses.replace(
+        lif, name="scaled_lif", class_name="ScaledLIF", module=ScaledLIF, nir=doubled))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model[0].weight.mul_(3.0), model[0].bias.fill_(0.2)
+    x = torch.rand(8, 3, 4, dtype=torch.float64)
+    graph = to_nir(model, x[:, :1], dt=DT)
+    expect, spikes = _spiking_run(model, x, LIF)
+    out, nir_spikes = run_nir(graph, x)
+    assert torch.equal(nir_spikes["1"], spikes["1"]) and 0 < float(spikes["1"].mean()) < 1
+    torch.testing.assert_close(out, expect, rtol=1e-9, atol=1e-9)
+
+
+def test_export_and_operation_counts_restore_every_modules_training_flag():
+    """A batch norm frozen in eval mode inside a model in training mode stays frozen (the export
+    and the operation counter used to set every module to the model's own flag)."""
+    from adalif.analysis import count_operations
+
+    model = nn.Sequential(SeqToANN(nn.Conv2d(1, 2, 3, padding=1)), TimeBatchNorm(2), LIF(),
+                          SeqToANN(nn.Flatten(), nn.Dropout(0.2), nn.Linear(32, 3))).train()
+    model[1].eval()  # frozen statistics
+    flags = [m.training for m in model.modules()]
+    assert not all(flags) and any(flags)
+    to_nir(model, torch.rand(2, 1, 1, 4, 4))
+    assert [m.training for m in model.modules()] == flags
+    count_operations(model, torch.rand(2, 1, 1, 4, 4))
+    assert [m.training for m in model.modules()] == flags
+
+
+def test_import_nir_of_an_hdf5_file_that_is_not_a_nir_graph_is_one_line(tmp_path, capsys):
+    h5py = pytest.importorskip("h5py")
+    from adalif import import_nir
+    from adalif.cli import main
+
+    path = tmp_path / "weights.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("weights", data=np.ones((2, 3)))
+    with pytest.raises(ValueError, match="weights.h5' is an HDF5 file but not a NIR graph"):
+        import_nir(str(path))
+    assert main(["import-nir", str(path), "--out", str(tmp_path / "w.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("adalif: error: import-nir:") and str(path) in err, err
+    assert "not a NIR graph" in err and not (tmp_path / "w.pt").exists()

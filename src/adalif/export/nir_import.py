@@ -200,6 +200,7 @@ def _layer(key: str, node, dt: float) -> nn.Module:
 
 
 def _graph(graph_or_path):
+    import h5py
     import nir
 
     if isinstance(graph_or_path, (str, os.PathLike)):
@@ -209,9 +210,18 @@ def _graph(graph_or_path):
 
             raise MissingFileError(f"import-nir: {path!r} does not exist")
         try:
-            return nir.read(path)
+            with h5py.File(path, "r") as f:  # nir.write puts the graph in the group "node", with its "type"
+                graph = isinstance(f.get("node"), h5py.Group) and "type" in f["node"]
         except OSError as err:  # not an HDF5 file
             raise NIRImportError(f"import-nir: {path!r} is not a NIR file ({err})") from None
+        if not graph:
+            raise NIRImportError(f"import-nir: {path!r} is an HDF5 file but not a NIR graph (expected the group 'node' "
+                                 f"with the graph's 'type', nodes and edges, as nir.write writes it)")
+        try:
+            return nir.read(path)
+        except (KeyError, ValueError) as err:  # a field missing or inconsistent: nir cannot build the graph
+            raise NIRImportError(f"import-nir: {path!r} is not a NIR graph nir can read ({type(err).__name__}: "
+                                 f"{err})") from None
     return graph_or_path
 
 
