@@ -1,7 +1,11 @@
 import os
 
-import pytest
-import torch
+# Triton's CPU interpreter for the kernel tests: set before any test module imports Triton (an
+# import of triton.language without it makes its jit functions uncallable by the interpreter).
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # `make test` runs two workers on two cores: one PyTorch thread each (and in the commands they

@@ -160,12 +160,28 @@ def _is_cast_of_marked(t: torch.Tensor) -> bool:
     return False
 
 
-@torch.compiler.disable
+def _compiled_refusal(option: str) -> str:
+    return (f"{option} does not run inside torch.compile (the compiler decides what a compiled graph keeps for "
+            "backward); run the model uncompiled, or compile it without this option")
+
+
+def _raise_compiled(option: str) -> None:
+    raise RuntimeError(_compiled_refusal(option))
+
+
+#: ``_raise_compiled`` behind ``torch.compiler.disable``, made when a memory context is entered
+#: (making it imports torch._dynamo, which adalif does not import otherwise). Dynamo runs a
+#: disabled function outside the graph it traces, so the error reaches the user as it is.
+_REFUSE: List = []
+
+
 def _refuse_compiled(option: str) -> None:
-    # Called only while dynamo traces (torch.compiler.is_compiling()): dynamo runs this function
-    # outside the graph, so the error reaches the user as it is, in one line.
-    raise RuntimeError(f"{option} does not run inside torch.compile (the compiler decides what a compiled graph "
-                       "keeps for backward); run the model uncompiled, or compile it without this option")
+    _REFUSE[0](option)
+
+
+def _prepare_refusal() -> None:
+    if not _REFUSE:
+        _REFUSE.append(torch.compiler.disable(_raise_compiled))
 
 
 def _pack_hook(t: torch.Tensor):
@@ -230,10 +246,10 @@ def packed_spikes(model: nn.Module):
 def _refuse_compiled_model(model: nn.Module, option: str) -> None:
     """Refuse ``option`` at once for a model that is compiled (``torch.compile(model)`` or
     ``model.compile()``); a compiled wrapper around it is caught when it runs."""
+    _prepare_refusal()
     if isinstance(model, torch._dynamo.eval_frame.OptimizedModule) or any(
             getattr(m, "_compiled_call_impl", None) is not None for m in model.modules()):
-        raise RuntimeError(f"{option} does not run inside torch.compile (the compiler decides what a compiled graph "
-                           "keeps for backward); run the model uncompiled, or compile it without this option")
+        raise RuntimeError(_compiled_refusal(option))
 
 
 @contextlib.contextmanager

@@ -64,8 +64,6 @@ AUTO_CPU_MIN_STEP_NUMEL = 1 << 14
 #: a subclass may override ``derivative`` and only the reference loop would honour it.
 KERNEL_SURROGATES = (Rectangle, Triangle, Sigmoid, ATan, DspikeTanh)
 _warned = set()
-#: What dynamo raises when it cannot capture the whole sequence as one graph (``fullgraph=True``).
-CAPTURE_ERRORS = (torch._dynamo.exc.Unsupported, torch._dynamo.exc.UncapturedHigherOrderOpError)
 #: Step functions whose sequence does not compile as one graph, with why (the automatic choice runs
 #: them on the reference; an explicit ``compiled`` refuses them).
 _NOT_ONE_GRAPH: Dict[Callable, str] = {}
@@ -261,7 +259,9 @@ def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, sta
         return Executed(name, F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name]))
     try:
         return Executed(name, F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name]))
-    except CAPTURE_ERRORS as err:
+    except Exception as err:
+        if not isinstance(err, _capture_errors()):
+            raise
         failure = err
     # Dynamo also reports a Python error in the step (a missing attribute) as Unsupported: such a bug
     # raises here, on the reference loop, as itself.
@@ -272,6 +272,15 @@ def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, sta
     # The user can fix the step, so a warnings.warn (once: the choice skips this step from now on).
     warnings.warn(f"adalif {dynamics.family}: using the reference loop (slower) because {reason}")
     return Executed("reference", output)
+
+
+def _capture_errors() -> Tuple[type, ...]:
+    """What dynamo raises when it cannot capture the whole sequence as one graph (``fullgraph=True``).
+    Looked up when the compiled path has run: importing torch._dynamo with adalif would double its
+    import time (and import Triton)."""
+    import torch._dynamo.exc
+
+    return torch._dynamo.exc.Unsupported, torch._dynamo.exc.UncapturedHigherOrderOpError
 
 
 def _graph_break(step: Callable, err: Exception) -> str:
