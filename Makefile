@@ -15,8 +15,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PIP) torch==2.13.0
 	$(PIP) -e ".[train,triton,dev]"
 	# Optional test and benchmark oracles: SpikingJelly and snnTorch neurons, and snnTorch's and Norse's NIR importers (with nirtorch),
-	# import without torchvision when installed without deps.
-	$(PIP) --no-deps spikingjelly==0.0.0.0.14 snntorch==1.0.0 nirtorch==2.6 norse==1.1.0 && $(PIP) loguru
+	# import without torchvision when installed without deps. torchtoolbox (CLIF's Cutout) is never imported (its
+	# transform package needs torchvision and cv2): tests/data/test_augment.py compiles its Cutout class from the source.
+	$(PIP) --no-deps spikingjelly==0.0.0.0.14 snntorch==1.0.0 nirtorch==2.6 norse==1.1.0 torchtoolbox==0.1.8.2 && $(PIP) loguru
 	touch $@
 
 test: venv

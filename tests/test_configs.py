@@ -44,6 +44,37 @@ def test_paper_configs_state_their_batch_norm_and_dropout_semantics(path):
     assert cfg.model.options.get("dropout_mode", "shared") == ("per_step" if psn else "shared")
 
 
+OFFICIAL_CIFAR_PIPELINES = {
+    # neurons.md section 8: data_builder.py:51-56 / 132-137, crop and flip only; blocks.py:237-238.
+    "glif_": dict(augment=["random_crop_pad4", "hflip"], model={"head": "glif", "bn_threshold": 0.5, "shortcut_bn": True}),
+    # neurons.md section 7: train.py:153-159, crop -> torchtoolbox Cutout() -> flip; default conv bias init.
+    "clif_": dict(augment=["random_crop_pad4", "cutout_torchtoolbox", "hflip"],
+                  model={"bn": "per_step", "zero_conv_bias": False}),
+}
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if os.path.basename(p).startswith(tuple(OFFICIAL_CIFAR_PIPELINES))],
+                         ids=os.path.basename)
+def test_clif_and_glif_recipes_use_their_official_augmentation_and_model_options(path):
+    cfg = load(path)
+    expected = OFFICIAL_CIFAR_PIPELINES[os.path.basename(path)[:5]]
+    assert list(cfg.data.options["augment"]) == expected["augment"]
+    assert {k: cfg.model.options.get(k) for k in expected["model"]} == expected["model"]
+    assert cfg.data.options["normalize"] == {"glif_cifar10": "cifar10", "clif_cifar10": "cifar10_tet"}.get(
+        os.path.basename(path).split("_resnet")[0], "cifar100")
+
+
+def test_arlif_cifar_recipes_use_the_cutupmix_auto_pipeline_without_torchtoolbox_cutout():
+    """recipes.md 4.2: the AR-LIF CIFAR runs pass -cutupmix_auto; the Cutout branch is the other one."""
+    paths = [p for p in CONFIGS if os.path.basename(p).startswith(("arlif_cifar10_resnet18", "arlif_cifar100_resnet18"))]
+    assert len(paths) == 6
+    for path in paths:
+        assert list(load(path).data.options["augment"]) == ["hflip", "randaugment"]
+    names = {os.path.basename(p)[:-5] for p in CONFIGS}
+    assert {f"glif_cifar{c}_resnet19_T{T}" for c in (10, 100) for T in (2, 4, 6)} <= names
+    assert {"clif_cifar10_resnet18_T6", "clif_cifar100_resnet18_T6"} <= names
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
 def test_config_parses_names_its_source_and_builds_its_model(path, monkeypatch):
     cfg = load(path)

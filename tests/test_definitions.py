@@ -78,6 +78,37 @@ def test_glif_hard_gates_are_straight_through():
     assert glif.raw_alpha.grad is not None and glif.raw_alpha.grad.abs().sum() > 0
 
 
+def test_glif_static_soft_gates_are_the_sigmoids_of_the_frozen_raw_gates():
+    """The official LIFSpike_CW (layers.py:168-169 at ac20aa7): static gates in soft mode are the
+    sigmoids of the frozen raw gates, so section 8's check values hold with static_gate=True."""
+    glif = adalif.GLIF(num_channels=3, T=8, static_gate=True, backend="reference").double()
+    out = glif.run(check_input())
+    assert out.spikes.sum(dim=(1, 2, 3, 4)).tolist() == [61, 67, 53, 41, 61, 51, 40, 40]
+    assert float(out.state.v.norm()) == pytest.approx(14.3752, abs=5e-5)
+
+
+@pytest.mark.parametrize("soft_mode", [True, False])
+def test_glif_static_gates_compute_what_the_learnable_gates_compute_frozen(soft_mode):
+    """Static gates are the learnable gates detached: sigmoids in soft mode, binarised (sigmoid > 1/2,
+    the official raw > 0) only when soft_mode is false; no gradient reaches them."""
+    torch.manual_seed(1)
+    learnable = adalif.GLIF(num_channels=16, T=4, random_gate=True, soft_mode=soft_mode, backend="reference").double()
+    static = adalif.GLIF(num_channels=16, T=4, static_gate=True, soft_mode=soft_mode, backend="reference").double()
+    static.load_state_dict(learnable.state_dict())
+    raw = [getattr(learnable, f"raw_{g}").detach() for g in ("alpha", "beta", "gamma")]
+    expected = [r.sigmoid() if soft_mode else (r > 0).double() for r in raw]
+    for gate, want in zip(D.glif._gates(static.params()), expected):
+        assert torch.equal(gate, want) and not gate.requires_grad
+    if not soft_mode:
+        assert 0 < float(expected[0].sum()) < 16  # random gates: some channels 0, some 1
+    torch.manual_seed(2)
+    x = torch.randn(4, 5, 16, 3, dtype=torch.float64, requires_grad=True)
+    a, b = learnable.run(x), static.run(x)
+    assert torch.equal(a.spikes, b.spikes) and torch.equal(a.state.v, b.state.v)
+    b.spikes.sum().backward()
+    assert x.grad is not None and "raw_alpha" not in dict(static.named_parameters())
+
+
 def test_glif_sequence_length_is_fixed():
     glif = adalif.GLIF(num_channels=3, T=4)
     with pytest.raises(ValueError, match=r"x: GLIF was built for T=4 steps .*got a sequence of 6 steps"):

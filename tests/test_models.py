@@ -1,7 +1,10 @@
 """Every registered model: output shape, backward, and parameter counts of recipes.md."""
 
+import math
+
 import pytest
 import torch
+from torch import nn
 
 from adalif.models import create_model, list_models, neuron_factory
 from adalif.neurons import ARLIF, DALIF, Neuron
@@ -91,11 +94,82 @@ def test_per_channel_dalif_gets_each_layers_channel_count():
         (lambda: create_model("resnet19", T=0), "T: expected an integer >= 1"),
         (lambda: create_model("resnet19", depth=3), "model.depth: not an option of resnet19"),
         (lambda: neuron_factory({"decay": 0.5}), "neuron: expected a name or a dict with 'name'"),
+        (lambda: create_model("resnet19", shortcut_bn="yes"), "model.shortcut_bn: expected true or false, got 'yes'"),
+        (lambda: create_model("preact_resnet18", zero_conv_bias=0), "model.zero_conv_bias: expected true or false, got 0"),
     ],
 )
 def test_bad_model_arguments(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_resnet19_shortcut_bn_adds_the_glif_codes_tdbn_to_the_six_identity_shortcuts():
+    """GLIF's blocks.py:237-238: the identity shortcut is tdBN(alpha = 1/sqrt 2); with stem 128 six of
+    the eight blocks have one: 2 x (3 x 128 + 2 x 256 + 512) = 2,816 parameters (stem 64: five)."""
+    for stem, extra in ((128, 2_816), (64, 2_560)):
+        plain = create_model("resnet19", neuron="lif", stem=stem)
+        assert count(create_model("resnet19", neuron="lif", stem=stem, shortcut_bn=True)) - count(plain) == extra
+    from adalif.layers import TimeBatchNorm
+
+    model = create_model("resnet19", neuron={"name": "glif", "random_gate": True}, head="glif", bn_threshold=0.5,
+                         shortcut_bn=True, T=2)
+    blocks = list(model.features[1])
+    identity = [i for i, b in enumerate(blocks) if isinstance(b.shortcut, TimeBatchNorm)]
+    assert identity == [0, 1, 2, 4, 5, 7]
+    for i, block in enumerate(blocks):
+        # Both shortcuts, and the branch's last BN, scale by alpha V_th = 0.5 / sqrt 2 (tdBN, GLIF's V_th 0.5).
+        bn = block.shortcut if i in identity else block.shortcut[1]
+        assert bn.scale == pytest.approx(0.5 / math.sqrt(2)) and block.branch[2][1].scale == bn.scale
+        if i not in identity:
+            conv = next(m for m in block.shortcut[0].modules() if isinstance(m, nn.Conv2d))
+            assert conv.kernel_size == (1, 1) and conv.stride == (2, 2) and conv.bias is None
+
+
+def glif_td_batch_norm(x, bn, alpha, v_threshold=0.5):
+    """GLIF's layers.py tdBatchNorm in training mode on [T, B, C, H, W]: statistics over T·B·H·W,
+    biased variance, alpha·V_th·(x - mean)/sqrt(var + eps), then the affine map."""
+    y = x.flatten(0, 1)
+    mean, var = y.mean([0, 2, 3]), y.var([0, 2, 3], unbiased=False)
+    y = alpha * v_threshold * (y - mean[None, :, None, None]) / torch.sqrt(var[None, :, None, None] + bn.eps)
+    return (y * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]).view_as(x)
+
+
+def test_resnet19_shortcut_bn_block_equals_the_glif_codes_block_forward():
+    torch.manual_seed(0)
+    model = create_model("resnet19", neuron={"name": "glif", "random_gate": True}, head="glif", bn_threshold=0.5,
+                         shortcut_bn=True, T=2).double().train()
+    block = model.features[1][4]  # 256 channels, identity shortcut
+    with torch.no_grad():
+        block.shortcut.bn.weight.uniform_(0.5, 1.5), block.shortcut.bn.bias.uniform_(-0.3, 0.3)
+    x = (torch.rand(2, 3, 256, 4, 4, dtype=torch.float64) < 0.3).double()  # spikes, as the previous block's
+    expected = block.neuron(block.branch(x) + glif_td_batch_norm(x, block.shortcut.bn, 1 / math.sqrt(2)))
+    torch.testing.assert_close(block(x), expected, rtol=1e-12, atol=1e-12)
+    # The whole network: forward, and gradients reach the shortcut BNs.
+    out = model(torch.rand(2, 3, 16, 16, dtype=torch.float64))
+    assert out.shape == (2, 2, 10) and torch.isfinite(out).all()
+    out.sum().backward()
+    assert block.shortcut.bn.weight.grad.abs().sum() > 0
+
+
+def test_preact_resnet18_can_keep_the_default_conv_bias_init_of_the_official_clif_code():
+    """The official CLIF (and AR-LIF) PreActResNet re-draws only the conv weights (Kaiming-normal,
+    fan_out); its conv biases keep PyTorch's U(-1/sqrt(fan_in), 1/sqrt(fan_in)). The FC bias is 0."""
+    torch.manual_seed(0)
+    zeroed = create_model("preact_resnet18", neuron="clif")
+    kept = create_model("preact_resnet18", neuron="clif", zero_conv_bias=False)
+
+    def convs(model):
+        return [c for c in model.modules() if isinstance(c, nn.Conv2d) and c.bias is not None]
+
+    assert len(convs(kept)) == len(convs(zeroed)) == 19  # 2 per block x 8, 3 shortcut convs; the stem has none
+    assert all((c.bias == 0).all() for c in convs(zeroed))
+    for c in convs(kept):
+        bound = 1 / math.sqrt(c.in_channels * c.kernel_size[0] * c.kernel_size[1])
+        assert c.bias.abs().max() <= bound and c.bias.std() > 0.4 * bound  # U(-b, b) has std b / sqrt 3
+        fan_out = c.out_channels * c.kernel_size[0] * c.kernel_size[1]
+        assert abs(float(c.weight.detach().std()) / math.sqrt(2 / fan_out) - 1) < 0.1  # still Kaiming-normal
+    for model in (zeroed, kept):
+        assert all((m.bias == 0).all() for m in model.modules() if isinstance(m, nn.Linear))
 
 
 def _as_single_step_network(model):

@@ -13,6 +13,9 @@ the order given):
 ``trivialaugment``          TrivialAugment (one op, uniform magnitude)
 ``autoaugment_cifar10``     AutoAugment's CIFAR-10 policy
 ``cutout16``                one 16x16 hole per image, centre anywhere, clipped at the border
+``cutout_torchtoolbox``     torchtoolbox's ``Cutout()`` (CLIF): p = 0.5, a box of area U(0.02, 0.4) and
+                            aspect ratio U(0.4, 2.5) inside the image, filled with one integer c in
+                            [0, 255] as Pillow paints it on RGB, (c, 0, 0); before normalisation
 ``snn_augment_wide``        one of identity, shear-x 0.3, translate-x/y 5 px, rotate 30 deg, erasing
 ``tet_roll``                TET: flip with p = 0.5, then roll by up to 5 px along H and W
 ``nda``                     NDA: one of roll 5 px, rotate 30 deg, shear 30 deg
@@ -31,7 +34,7 @@ candidate, whatever the batch size).
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -44,7 +47,7 @@ NORMALIZE: Dict[str, Tuple[Tuple[float, ...], Tuple[float, ...]]] = {
     "tiny_imagenet": ((0.4802, 0.4481, 0.3975), (0.2302, 0.2265, 0.2262)),
 }
 IMAGE_OPS = ("random_crop_pad4", "hflip", "randaugment", "randaugment_m5", "trivialaugment", "autoaugment_cifar10",
-             "cutout16")
+             "cutout16", "cutout_torchtoolbox")
 FRAME_OPS = ("random_crop_pad4", "hflip", "snn_augment_wide", "tet_roll", "nda", "cutout16")
 SAMPLE_OPS = ("random_resized_crop224",)  # done by the image loader, before batching
 _AFTER_NORMALIZE = ("cutout16",)
@@ -111,6 +114,70 @@ class Cutout(nn.Module):
         return x.masked_fill(hole[:, None], 0.0)
 
 
+class CutoutBoxes(NamedTuple):
+    """One box per row ``[B]``: whether it is erased, its corner, size and fill (0 to 255)."""
+
+    erase: torch.Tensor
+    top: torch.Tensor
+    left: torch.Tensor
+    height: torch.Tensor
+    width: torch.Tensor
+    fill: torch.Tensor
+
+
+class TorchtoolboxCutout(nn.Module):
+    """torchtoolbox 0.1.8.2's ``Cutout()`` on a batch: the CLIF recipe's augmentation, between the
+    crop and the flip (docs/data.md; ../shared/reference/neurons.md section 7).
+
+    Per row, with six uniforms :math:`u_0 \\dots u_5 \\in [0, 1)` drawn in the official order: erase
+    when :math:`u_0 < p`; area :math:`s = (s_0 + (s_1 - s_0) u_1) H W`, aspect ratio
+    :math:`r = r_0 + (r_1 - r_0) u_2`; width :math:`w = \\lfloor\\sqrt{s / r}\\rfloor`, height
+    :math:`h = \\lfloor\\sqrt{s r}\\rfloor`; left :math:`\\lfloor u_3 (W - w + 1)\\rfloor`, top
+    :math:`\\lfloor u_4 (H - h + 1)\\rfloor` (the box lies inside the image); fill
+    :math:`c = \\lfloor u_5 \\cdot 256\\rfloor`. The official code pastes the integer ``c`` on the PIL
+    image, and Pillow reads an integer colour on an RGB image as ``(c, 0, 0)``: the box becomes
+    ``c`` in channel 0 and 0 in the others (a one-channel image gets ``c``). ``x``: ``[B, C, H, W]``,
+    uint8 pixels or floats in ToTensor's [0, 1] scale (the fill is then ``c / 255``).
+
+    On square images (CIFAR) this is the official draw exactly (float64 arithmetic, as Python's).
+    On others the official code swaps H and W (PIL's ``size`` is (W, H)) and can leave the image;
+    here the box always fits.
+    """
+
+    def __init__(self, p: float = 0.5, scale: Tuple[float, float] = (0.02, 0.4), ratio: Tuple[float, float] = (0.4, 1 / 0.4),
+                 value: Tuple[int, int] = (0, 255)) -> None:
+        super().__init__()
+        self.p, self.scale, self.ratio, self.value = p, tuple(scale), tuple(ratio), tuple(value)
+
+    def boxes(self, u: torch.Tensor, size: Tuple[int, int]) -> CutoutBoxes:
+        """The boxes of uniforms ``u`` ``[B, 6]`` (float64) on images of ``size`` (H, W)."""
+        H, W = size
+        (s0, s1), (r0, r1), (v0, v1) = self.scale, self.ratio, self.value
+        s = (s0 + (s1 - s0) * u[:, 1]) * H * W
+        r = r0 + (r1 - r0) * u[:, 2]
+        w = torch.sqrt(s / r).floor().long().clamp(max=W)
+        h = torch.sqrt(s * r).floor().long().clamp(max=H)
+        left = (u[:, 3] * (W - w + 1)).floor().long()
+        top = (u[:, 4] * (H - h + 1)).floor().long()
+        fill = v0 + (u[:, 5] * (v1 - v0 + 1)).floor().long()
+        return CutoutBoxes(u[:, 0] < self.p, top, left, h, w, fill)
+
+    def forward(self, x: torch.Tensor, u: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``u``: the uniforms ``[B, 6]``; drawn here (float64, on the host, then moved) if None."""
+        B, C, H, W = x.shape
+        if u is None:
+            u = torch.rand(B, 6, dtype=torch.float64)
+        b = CutoutBoxes(*(t.to(x.device, non_blocking=True) for t in self.boxes(u, (H, W))))
+        ys = torch.arange(H, device=x.device)[None, :, None]
+        xs = torch.arange(W, device=x.device)[None, None, :]
+        inside = ((ys >= b.top[:, None, None]) & (ys < (b.top + b.height)[:, None, None])
+                  & (xs >= b.left[:, None, None]) & (xs < (b.left + b.width)[:, None, None]) & b.erase[:, None, None])
+        fill = b.fill.to(x.dtype) if not x.is_floating_point() else b.fill.to(x.dtype) / 255
+        colour = torch.zeros(B, C, 1, 1, dtype=x.dtype, device=x.device)
+        colour[:, 0, 0, 0] = fill  # Pillow's integer colour on RGB: (c, 0, 0)
+        return torch.where(inside[:, None], colour, x)
+
+
 class MixBatch(nn.Module):
     """Mixup and CutMix with soft targets, as torchvision.transforms.v2 does: per batch one of the
     two (uniformly when both are enabled) with probability ``prob``, λ ~ Beta(α, α), each row mixed
@@ -170,6 +237,8 @@ def _op(name: str, size: Tuple[int, int]) -> nn.Module:
         return K.RandomHorizontalFlip(p=0.5)
     if name == "cutout16":
         return Cutout(16)
+    if name == "cutout_torchtoolbox":
+        return TorchtoolboxCutout()
     if name == "snn_augment_wide":
         # PSN's SNNAugmentWide with continuous magnitudes (it draws one of 31 bins): shear-x 0.3
         # is atan(0.3) = 16.7 degrees.
@@ -243,5 +312,5 @@ class BatchAugment(nn.Module):
         return x.reshape(shape[0], *shape[1:-2], *x.shape[-2:]), y
 
 
-__all__: List[str] = ["BatchAugment", "MixBatch", "PerSample", "RandomRoll", "Cutout", "NORMALIZE", "IMAGE_OPS",
-                      "FRAME_OPS", "SAMPLE_OPS"]
+__all__: List[str] = ["BatchAugment", "MixBatch", "PerSample", "RandomRoll", "Cutout", "TorchtoolboxCutout", "CutoutBoxes",
+                      "NORMALIZE", "IMAGE_OPS", "FRAME_OPS", "SAMPLE_OPS"]

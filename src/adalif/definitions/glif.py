@@ -15,7 +15,8 @@ built for one T. State :math:`(U, O)`, both 0; :math:`U` is carried *pre-reset* 
 The surrogate: gradient 1 on the open window :math:`|U - V_{th}| < 1/2`
 (``Rectangle(1, inclusive=False, closed=False)``); the threshold gets its share. Nothing is detached.
 ``soft_mode=False`` binarises the gates (sigmoid > 1/2) with a straight-through gradient;
-``static_gate=True`` freezes them (buffers, binarised as the official code does).
+``static_gate=True`` freezes them (buffers): in soft mode the step uses their sigmoids, binarised
+only when ``soft_mode`` is also false, as the official code does.
 """
 
 from __future__ import annotations
@@ -60,12 +61,14 @@ class _Binarize(torch.autograd.Function):
 
 
 def _gates(p):
+    """The gates the step uses, as the official ``LIFSpike_CW`` (layers.py:168-169 at ac20aa7):
+    static gates are detached, sigmoids of the frozen raw gates in soft mode and binarised only
+    when ``soft_mode`` is false; learnable gates are binarised straight-through when it is false."""
     gates = (p.alpha, p.beta, p.gamma)
-    if p.soft_mode and not p.static_gate:
-        return gates
-    if p.static_gate:  # the official static gates: the raw gate's sign, detached
-        return tuple((g.detach() > 0.5).to(g.dtype) for g in gates)
-    return tuple(_Binarize.apply(g) for g in gates)
+    if p.static_gate:
+        gates = tuple(g.detach() for g in gates)
+        return gates if p.soft_mode else tuple((g > 0.5).to(g.dtype) for g in gates)
+    return gates if p.soft_mode else tuple(_Binarize.apply(g) for g in gates)
 
 
 def glif_step(x: torch.Tensor, state: GLIFState, p) -> StepOutput:

@@ -17,14 +17,16 @@ def conv_bn(cin: int, cout: int, kernel: int = 3, stride: int = 1, bias: bool = 
 
 class SpikingNet(nn.Module):
     """Every model: direct encoding of static input, then ``features`` and ``head``, initialised
-    with :func:`init_kaiming` (``linear_std``: N(0, std) for the linear layers, as the VGGs)."""
+    with :func:`init_kaiming` (``linear_std``: N(0, std) for the linear layers, as the VGGs;
+    ``zero_conv_bias``: False keeps the convolutions' default bias initialisation)."""
 
-    def __init__(self, features: nn.Module, head: nn.Module, T: int, linear_std: float = None) -> None:
+    def __init__(self, features: nn.Module, head: nn.Module, T: int, linear_std: float = None,
+                 zero_conv_bias: bool = True) -> None:
         super().__init__()
         self.encoder = DirectEncoder(T)
         self.features = features
         self.head = head
-        init_kaiming(self, linear_std)
+        init_kaiming(self, linear_std, zero_conv_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: images ``[B, C, H, W]`` (repeated T times) or sequences ``[T, B, C, H, W]``."""
@@ -33,12 +35,13 @@ class SpikingNet(nn.Module):
         return self.head(self.features(x))
 
 
-def init_kaiming(model: nn.Module, linear_std: float = None) -> None:
-    """Kaiming-normal (fan_out, relu) convolutions, BN (1, 0), zero biases; Linear N(0, std) if given."""
+def init_kaiming(model: nn.Module, linear_std: float = None, zero_conv_bias: bool = True) -> None:
+    """Kaiming-normal (fan_out, relu) convolutions, BN (1, 0), zero biases; Linear N(0, std) if given.
+    ``zero_conv_bias=False`` leaves the convolutions' biases as PyTorch drew them."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
+            if m.bias is not None and zero_conv_bias:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)

@@ -20,16 +20,18 @@ class BasicBlock(nn.Module):
     """conv-BN-neuron-conv-BN, plus shortcut, then the neuron sees the sum.
 
     ``downsample="conv"``: conv1x1(stride)+BN on a shape change (tdBN ResNet-19, ImageNet);
-    ``"avgpool"``: AvgPool(stride) then conv1x1+BN (MPBN-style ResNet-20).
+    ``"avgpool"``: AvgPool(stride) then conv1x1+BN (MPBN-style ResNet-20). ``shortcut_bn``: the
+    identity shortcut gets a BN with the residual scale too (the GLIF code's ResNet-19).
     """
 
-    def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, downsample: str = "conv") -> None:
+    def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, downsample: str = "conv",
+                 shortcut_bn: bool = False) -> None:
         super().__init__()
         self.branch = nn.Sequential(
             conv_bn(cin, cout, 3, stride), neuron(cout), conv_bn(cout, cout, 3, 1, bn_scale=RESIDUAL_BN_SCALE)
         )
         if stride == 1 and cin == cout:
-            self.shortcut = nn.Identity()
+            self.shortcut = TimeBatchNorm(cout, scale=RESIDUAL_BN_SCALE) if shortcut_bn else nn.Identity()
         elif downsample == "avgpool":
             pool = [SeqToANN(nn.AvgPool2d(stride))] if stride > 1 else []
             self.shortcut = nn.Sequential(*pool, conv_bn(cin, cout, 1, 1, bn_scale=RESIDUAL_BN_SCALE))
@@ -52,25 +54,29 @@ def _stages(cin: int, widths: Sequence[int], blocks: Sequence[int], strides: Seq
     return nn.Sequential(*layers)
 
 
-def _basic(neuron: NeuronFactory, downsample: str = "conv"):
-    return lambda cin, cout, stride: BasicBlock(cin, cout, stride, neuron, downsample)
+def _basic(neuron: NeuronFactory, downsample: str = "conv", shortcut_bn: bool = False):
+    return lambda cin, cout, stride: BasicBlock(cin, cout, stride, neuron, downsample, shortcut_bn)
 
 
-def _resnet(stem: nn.Module, stages: nn.Module, head: nn.Module, T: int) -> SpikingNet:
-    return SpikingNet(nn.Sequential(stem, stages), head, T)
+def _resnet(stem: nn.Module, stages: nn.Module, head: nn.Module, T: int, zero_conv_bias: bool = True) -> SpikingNet:
+    return SpikingNet(nn.Sequential(stem, stages), head, T, zero_conv_bias=zero_conv_bias)
 
 
 @register_model
 def resnet19(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, stem: int = 128,
-             hidden: Optional[int] = 256, head: str = "tet") -> SpikingNet:
+             hidden: Optional[int] = 256, head: str = "tet", shortcut_bn: bool = False) -> SpikingNet:
     """ResNet-19 of tdBN/TET: stem ``stem`` (128, or 64 as in the TET code), stages 128/256/512
     with [3, 3, 2] blocks, then global average pooling and a head. ``head="tet"``: FC 512->``hidden``
     -> neuron -> FC (``hidden=None``: 512->C). ``head="glif"``: the GLIF code's bias-free head,
-    512->256->C with no neuron between for C <= 50, 512->C above, linear weights from N(0, 0.01)."""
+    512->256->C with no neuron between for C <= 50, 512->C above, linear weights from N(0, 0.01).
+    ``shortcut_bn``: the GLIF code's blocks, whose identity shortcuts are tdBN(1/sqrt 2) too
+    (``blocks.py:237-238``; with stem 128, 6 of the 8 blocks, 2,816 more parameters)."""
     if head not in ("tet", "glif"):
         raise ValueError(f"model.head: got {head!r}, expected 'tet' or 'glif'")
+    if not isinstance(shortcut_bn, bool):
+        raise ValueError(f"model.shortcut_bn: expected true or false, got {shortcut_bn!r}")
     stem_layer = nn.Sequential(conv_bn(in_channels, stem), neuron(stem))
-    stages = _stages(stem, (128, 256, 512), (3, 3, 2), (1, 2, 2), _basic(neuron))
+    stages = _stages(stem, (128, 256, 512), (3, 3, 2), (1, 2, 2), _basic(neuron, shortcut_bn=shortcut_bn))
     pool = SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten())
     if head == "glif":
         linears = ([nn.Linear(512, 256, bias=False), nn.Linear(256, num_classes, bias=False)] if num_classes <= 50
@@ -139,9 +145,14 @@ class PreActBlock(nn.Module):
 
 @register_model
 def preact_resnet18(neuron: NeuronFactory, num_classes: int = 10, in_channels: int = 3, T: int = 4, dropout: float = 0.0,
-                    dropout_mode: str = "shared") -> SpikingNet:
+                    dropout_mode: str = "shared", zero_conv_bias: bool = True) -> SpikingNet:
     """Pre-activation ResNet-18 of the AR-LIF CIFAR runs: conv3x3 64 stem (no BN, no neuron),
-    [2, 2, 2, 2] PreActBlocks 64/128/256/512, head BN -> neuron -> AvgPool 4 -> FC 512->C."""
+    [2, 2, 2, 2] PreActBlocks 64/128/256/512, head BN -> neuron -> AvgPool 4 -> FC 512->C.
+    ``zero_conv_bias=False``: the blocks' convolution biases keep PyTorch's default initialisation,
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as the official CLIF code's (its init loop re-draws only
+    the conv weights); the FC bias is 0 either way."""
+    if not isinstance(zero_conv_bias, bool):
+        raise ValueError(f"model.zero_conv_bias: expected true or false, got {zero_conv_bias!r}")
     stem = SeqToANN(nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False))
     stages = _stages(64, (64, 128, 256, 512), (2, 2, 2, 2), (1, 2, 2, 2),
                      lambda cin, cout, stride: PreActBlock(cin, cout, stride, neuron, dropout, dropout_mode))
@@ -149,7 +160,7 @@ def preact_resnet18(neuron: NeuronFactory, num_classes: int = 10, in_channels: i
         TimeBatchNorm(512), neuron(512), SeqToANN(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
         dropout_layer(dropout, dropout_mode), SeqToANN(nn.Linear(512, num_classes)),
     )
-    model = _resnet(stem, stages, head, T)
+    model = _resnet(stem, stages, head, T, zero_conv_bias)
     for m in model.modules():
         if isinstance(m, nn.Linear):
             nn.init.zeros_(m.bias)
