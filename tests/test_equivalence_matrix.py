@@ -273,3 +273,79 @@ def test_ddp_two_processes_equal_one_process_for_every_memory_setting(tmp_path):
     for name, got in zip(settings, one):
         for a, b in zip(one[0], got):
             torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6 * float(a.abs().max()), msg=name)
+
+
+# -- NIR export: the graph, written and imported back, computes what the network does, or refused --
+
+class _NIRCase(nn.Module):
+    """Time-major ``[T, B, 4]`` networks of the situations users build."""
+
+    def __init__(self, situation: str):
+        super().__init__()
+        from adalif.neurons import LIF
+
+        torch.manual_seed(0)
+        self.situation = situation
+        self.fc1, self.n1, self.fc2, self.n2 = nn.Linear(4, 8), LIF(tau=2.0), nn.Linear(8, 8), LIF(tau=3.0)
+        self.fc3 = nn.Linear(8 if situation != "slice" else 4, 3)
+        if situation == "subclass":
+            self.n1 = _ScaledLIF(tau=2.0)
+        if situation == "frozen_bn":
+            self.bn = TimeBatchNorm(8)
+            with torch.no_grad():
+                self.bn.bn.running_mean.uniform_(-0.5, 0.5), self.bn.bn.running_var.uniform_(0.5, 2.0)
+            self.bn.eval()
+        with torch.no_grad():
+            self.fc1.weight.mul_(3)
+
+    def forward(self, x):
+        s = self.n1(self.fc1(x))
+        if self.situation == "reused":  # a neuron module called twice: each call from a fresh state
+            return self.fc3(self.n1(self.fc2(s)))
+        if self.situation == "slice":
+            return self.fc3(s[..., :4])
+        if self.situation == "residual":
+            return self.fc3(self.n2(self.fc2(s) + s))
+        if self.situation == "frozen_bn":
+            return self.fc3(self.n2(self.bn(self.fc2(s))))
+        return self.fc3(self.n2(self.fc2(s)))
+
+
+class _ScaledLIF(__import__("adalif").LIF):
+    """A user's subclass with its own forward: NIR would compute plain LIF."""
+
+    def forward(self, x):
+        return super().forward(2 * x)
+
+
+NIR_EXPECTED = {"plain": "exact", "reused": "exact", "residual": "exact", "frozen_bn": "exact",
+                "slice": "refused", "subclass": "refused"}
+
+
+@pytest.mark.parametrize("situation", list(NIR_EXPECTED))
+def test_nir_export_equals_the_network_or_refuses(situation, tmp_path):
+    import nir
+
+    from adalif import import_nir
+    from adalif.export import to_nir
+
+    model = _NIRCase(situation).double().train()
+    x = torch.rand(6, 3, 4, dtype=torch.float64)
+    flags = [m.training for m in model.modules()]
+    if NIR_EXPECTED[situation] == "refused":
+        with pytest.raises(ValueError) as err:
+            to_nir(model, x[:, :1])
+        assert "\n" not in str(err.value) and str(err.value).startswith("n1: ")
+        return
+    graph = to_nir(model, x[:, :1], dt=1e-4)
+    assert [m.training for m in model.modules()] == flags  # a frozen batch norm stays frozen
+    nir.write(str(tmp_path / "g.nir"), graph)
+    back = import_nir(str(tmp_path / "g.nir"), dt=1e-4).double().eval()
+    rates = []
+    hook = model.n1.register_forward_hook(lambda m, i, o: rates.append(float(o.mean())))
+    with torch.no_grad():
+        want, got = model.eval()(x), back(x)
+    hook.remove()
+    assert all(0 < r < 1 for r in rates)
+    # The batch norm is folded into the weights before it: rounding only.
+    torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
