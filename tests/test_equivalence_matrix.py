@@ -296,7 +296,7 @@ class _NIRCase(nn.Module):
                 self.bn.bn.running_mean.uniform_(-0.5, 0.5), self.bn.bn.running_var.uniform_(0.5, 2.0)
             self.bn.eval()
         with torch.no_grad():
-            self.fc1.weight.mul_(3)
+            self.fc1.weight.mul_(3), self.fc2.weight.mul_(2), self.fc2.bias.add_(1.2)
 
     def forward(self, x):
         s = self.n1(self.fc1(x))
@@ -346,6 +346,6 @@ def test_nir_export_equals_the_network_or_refuses(situation, tmp_path):
     with torch.no_grad():
         want, got = model.eval()(x), back(x)
     hook.remove()
-    assert all(0 < r < 1 for r in rates)
+    assert all(0 < r < 1 for r in rates), rates
     # The batch norm is folded into the weights before it: rounding only.
     torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
