@@ -712,3 +712,13 @@ def test_import_nir_of_an_hdf5_file_that_is_not_a_nir_graph_is_one_line(tmp_path
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and err.startswith("adalif: error: import-nir:") and str(path) in err, err
     assert "not a NIR graph" in err and not (tmp_path / "w.pt").exists()
+
+
+def test_a_module_with_a_forward_hook_is_refused():
+    """A hook that changes a neuron's output (o * 0.5) used to be left out of the graph silently."""
+    model = nn.Sequential(nn.Linear(4, 3), LIF(), nn.Linear(3, 2))
+    handle = model[1].register_forward_hook(lambda m, i, o: o * 0.5)
+    with pytest.raises(ValueError, match="^1: has a forward hook"):
+        to_nir(model, torch.rand(2, 1, 4))
+    handle.remove()
+    to_nir(model, torch.rand(2, 1, 4))

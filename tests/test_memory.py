@@ -406,3 +406,143 @@ def test_a_config_refuses_memory_options_with_compile(tmp_path, capsys):
         assert main(["train", "--config", "configs/digits_dalif.yaml", "--trainer.compile", "true",
                      f"--model.memory.{key}", value, "--output_dir", str(tmp_path)]) == 2
         assert f"model.memory.{key}: {value} does not run inside torch.compile" in capsys.readouterr().err
+
+
+# -- Combinations a review found (each gave silently wrong numbers before) -------------------------
+
+def _conv_net(shared: str = "", seed: int = 0):
+    """``features``: conv -> per-step BN -> LIF, twice, with a pooling; ``shared``: one LIF or one
+    pooling module listed twice in ``features`` (``nn.Sequential`` runs every entry)."""
+    from adalif.layers import SeqToANN, TimeBatchNorm
+    from adalif.neurons import LIF
+
+    torch.manual_seed(seed)
+    lif, pool = LIF(), SeqToANN(nn.AvgPool2d(2))
+    layers = [SeqToANN(nn.Conv2d(2, 4, 3, padding=1)), TimeBatchNorm(4, mode="per_step"), lif, pool,
+              SeqToANN(nn.Conv2d(4, 4, 3, padding=1)), TimeBatchNorm(4, mode="per_step"),
+              lif if shared == "neuron" else LIF(), pool if shared == "pool" else nn.Identity()]
+    model = nn.Module()
+    model.features = nn.Sequential(*layers)
+    model.head = SeqToANN(nn.Flatten(), nn.LazyLinear(3) if False else nn.Linear(4 * (2 if shared == "pool" else 4) ** 2, 3))
+    model.forward = lambda x: model.head(model.features(x))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2)
+    return model.train()
+
+
+def _grads_of(model, x, checkpoint, spikes="plain"):
+    model.zero_grad(set_to_none=True)
+    with memory.training_memory(model, spikes, checkpoint, chunk=2):
+        out = model(x)
+    (out * torch.linspace(-1, 1, 3)).sum().backward()
+    return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("shared", ["neuron", "pool"])
+@pytest.mark.parametrize("checkpoint", ["blocks", "neurons", "time"])
+def test_a_module_listed_twice_runs_twice_under_checkpointing(shared, checkpoint):
+    x = torch.rand(4, 2, 2, 8, 8)
+    out, grads = _grads_of(_conv_net(shared), x, "none")
+    got_out, got = _grads_of(_conv_net(shared), x, checkpoint)
+    assert torch.equal(out, got_out)
+    if checkpoint == "time":
+        assert _close(grads, got)
+    else:
+        assert all(torch.equal(a, b) for a, b in zip(grads, got))
+
+
+@pytest.mark.parametrize("checkpoint", ["blocks", "neurons", "time"])
+def test_a_parameters_gradient_hooks_run_once_per_backward(checkpoint):
+    """A hook that scales a gradient (clipping, scaling) gives the plain result: it used to run on
+    the recomputation's gradient and again on the accumulated one."""
+    x = torch.rand(4, 2, 2, 8, 8)
+    results = []
+    for mode in ("none", checkpoint):
+        model, calls = _conv_net(), []
+        for p in model.parameters():
+            p.register_hook(lambda g: calls.append(1) or g * 2)
+        results.append((_grads_of(model, x, mode)[1], len(calls)))
+    (grads, n), (got, m) = results
+    assert m == n == len(grads)
+    assert _close(grads, got) if checkpoint == "time" else all(torch.equal(a, b) for a, b in zip(grads, got))
+
+
+@pytest.mark.parametrize("checkpoint", ["blocks", "time"])
+def test_a_double_backward_is_refused(checkpoint):
+    model, x = _conv_net(), torch.rand(4, 2, 2, 8, 8, requires_grad=True)
+    with memory.training_memory(model, "plain", checkpoint):
+        out = model(x)
+    with pytest.raises(RuntimeError, match=f"memory.checkpoint: {checkpoint}: a backward with create_graph=True"):
+        torch.autograd.grad(out.sum(), x, create_graph=True)
+
+
+def test_time_chunks_refuse_a_layer_not_known_to_act_on_each_step():
+    class Centred(nn.Module):  # mixes the steps: x - mean over T
+        def forward(self, x):
+            return x - x.mean(0, keepdim=True)
+
+    model = _conv_net()
+    model.features.insert(2, Centred())
+    with pytest.raises(ValueError, match=r"features.2: Centred is not known to act on each time step alone"):
+        with memory.checkpoint_time(model):
+            pass
+
+    class PerStep(Centred):
+        acts_per_step = True  # a claim about Centred's forward, which it does not define: not taken
+
+    model.features[2] = PerStep()
+    with pytest.raises(ValueError, match="PerStep is not known"):
+        with memory.checkpoint_time(model):
+            pass
+
+
+@pytest.mark.parametrize("checkpoint", ["blocks", "time"])
+def test_a_layer_that_keeps_its_own_state_is_refused_when_its_recomputation_differs(checkpoint):
+    class Drifting(nn.Module):
+        acts_per_step = True  # a false claim: its state changes at every call
+
+        def __init__(self):
+            super().__init__()
+            self.offset = 0.0
+
+        def forward(self, x):
+            self.offset += 0.1
+            return x + self.offset
+
+    model = _conv_net()
+    model.features.insert(2, Drifting())
+    with memory.training_memory(model, "plain", checkpoint):
+        out = model(torch.rand(4, 2, 2, 8, 8))
+    with pytest.raises(RuntimeError, match=f"memory.checkpoint: {checkpoint}: the recomputed forward pass of .*Drifting"):
+        out.sum().backward()
+
+
+def test_firing_rates_count_each_step_once_under_checkpointing():
+    from adalif.analysis import FiringRateMonitor
+
+    x = torch.rand(4, 2, 2, 8, 8)
+    results = []
+    for checkpoint in ("none", "blocks", "time"):
+        model = _conv_net()
+        with FiringRateMonitor(model, per_step=True) as monitor:
+            _grads_of(model, x, checkpoint)
+            results.append((monitor.rates(), monitor.step_rates(), dict(monitor.elements)))
+    (rates, steps, elements), *others = results
+    assert all(len(s) == 4 for s in steps.values())
+    for got_rates, got_steps, got_elements in others:
+        assert got_rates == rates and got_elements == elements
+        assert all(torch.equal(steps[k], got_steps[k]) for k in steps)
+
+
+def test_nested_checkpoint_contexts_are_refused_and_leave_the_outer_one_working():
+    model, x = _conv_net(), torch.rand(4, 2, 2, 8, 8)
+    _, grads = _grads_of(_conv_net(), x, "none")
+    with memory.checkpoint_blocks(model):
+        with pytest.raises(ValueError, match="checkpointed already"):
+            with memory.checkpoint_time(model):
+                pass
+        out = model(x)
+    (out * torch.linspace(-1, 1, 3)).sum().backward()
+    assert all(torch.equal(a, p.grad) for a, p in zip(grads, model.parameters()))
+    assert "forward" not in model.features.__dict__

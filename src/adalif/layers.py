@@ -27,6 +27,8 @@ DROPOUT_MODES = ("shared", "per_step")
 class SeqToANN(nn.Sequential):
     """Apply stateless modules to ``[T, B, ...]`` by folding T into the batch dimension."""
 
+    acts_per_step = True  # adalif.memory's time chunks: each step alone (its modules are checked too)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         T, B = x.shape[:2]
         y = super().forward(x.flatten(0, 1))

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 __all__ = ["MEMORY_SPIKES", "MEMORY_CHECKPOINT", "packed_spikes", "checkpoint_blocks", "checkpoint_time",
-           "time_chunk_refusal", "training_memory", "is_binary",
+           "time_chunk_refusal", "training_memory", "is_binary", "recomputing", "chunk_start",
            "pack_bits", "unpack_bits", "segments", "default_container"]
 
 MEMORY_SPIKES = ("packed", "plain")
@@ -276,9 +276,10 @@ def _saving(neurons: Iterable[nn.Module], packing: bool, storages: Optional[set]
 
 
 def _flat(container: nn.Sequential) -> List[nn.Module]:
-    """The modules ``container`` runs, in order, looking into nested ``nn.Sequential``s."""
+    """The modules ``container`` runs, in order, looking into nested ``nn.Sequential``s: a module
+    listed twice runs twice (``children()`` would list it once)."""
     out: List[nn.Module] = []
-    for m in container.children():
+    for m in container._modules.values():
         out.extend(_flat(m) if type(m) is nn.Sequential else [m])
     return out
 
@@ -360,15 +361,24 @@ def _autocast_cast(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
 @contextlib.contextmanager
 def _forwards(replacements: Dict[nn.Module, object]):
     """Each module's ``forward`` replaced by the given function within the context (an instance
-    attribute, which ``nn.Module.__call__`` calls, hooks and all; deleted after, back to the
-    class's ``forward``)."""
+    attribute, which ``nn.Module.__call__`` calls, hooks and all); afterwards each has what it had
+    before (the class's ``forward``, or an instance attribute of its own)."""
+    before = {module: module.__dict__.get("forward") for module in replacements}
     for module, forward in replacements.items():
         module.forward = forward
     try:
         yield
     finally:
-        for module in replacements:
-            del module.forward
+        for module, forward in before.items():
+            if forward is None:
+                del module.forward
+            else:
+                module.forward = forward
+
+
+def _checkpointing(container: nn.Module) -> Optional[str]:
+    """The option of an enclosing checkpoint context that already runs ``container``, or None."""
+    return getattr(container.__dict__.get("forward"), "_adalif_checkpoint", None)
 
 
 @contextlib.contextmanager
@@ -507,13 +517,49 @@ def _distinct(t: torch.Tensor, inputs) -> torch.Tensor:
     return t.clone() if any(t is i for i in inputs) else t
 
 
+#: Set while a checkpointed piece recomputes its forward pass: hooks that count what a forward pass
+#: does (adalif.analysis.FiringRateMonitor) skip it (:func:`recomputing`).
+_RECOMPUTING = [0]
+#: The first time step of the chunk that runs now (0 outside time chunks): :func:`chunk_start`.
+_CHUNK_START = [0]
+
+
+def recomputing() -> bool:
+    """Whether a checkpointed forward pass is being recomputed (in backward) right now: a forward
+    hook runs in the first pass and again in the recomputation; one that counts should count once."""
+    return _RECOMPUTING[0] > 0
+
+
+def chunk_start() -> int:
+    """The first time step of what the layers see now: ``t0`` while ``checkpoint: time`` runs steps
+    ``[t0, t0 + chunk)``, else 0 (a per-step monitor puts a chunk's steps in their place)."""
+    return _CHUNK_START[0]
+
+
+def _fingerprint(t: torch.Tensor) -> Tuple[float, float]:
+    """Two sums of a piece's output, to check that its recomputation gives what the first pass gave."""
+    d = t.detach().double()
+    return float(d.sum()), float(d.square().sum())
+
+
+def _run_with(modules: List[nn.Module], x: torch.Tensor, aliases: Dict[nn.Parameter, torch.Tensor]) -> torch.Tensor:
+    """``modules`` on ``x`` with each parameter read as its alias (``torch.func.functional_call``):
+    the recomputation's gradients are computed for the aliases, and reach the parameters once, as
+    the checkpoint node's gradients, so that a parameter's own hooks run once per backward."""
+    for m in modules:
+        names = {name: aliases[p] for name, p in m.named_parameters(remove_duplicate=False)}
+        x = torch.func.functional_call(m, names, (x,), tie_weights=False) if names else m(x)
+    return x
+
+
 class _Checkpoint(torch.autograd.Function):
     """A :class:`_Piece` run without keeping its activations: the forward runs under ``no_grad``
     and saves only its input and the carriers' start states (with :func:`packed_spikes` active,
     as bits); the backward recomputes the piece from them, with the same random state and
-    autocast, and returns the gradients of the input, of every parameter and of the start states
-    (``torch.autograd.grad``, so that the engine accumulates each parameter's gradient once).
-    With ``keep_convs`` the forward also keeps the output of each convolution, and the
+    autocast, checks that it gives the first pass's output, and returns the gradients of the
+    input, of every parameter and of the start states (``torch.autograd.grad`` on aliases of the
+    parameters, so that the engine accumulates each parameter's gradient once and runs its hooks
+    once). With ``keep_convs`` the forward also keeps the output of each convolution, and the
     recomputation takes it instead of convolving again: it recomputes only the cheap layers
     (batch norms, neurons, pooling, additions).
 
@@ -527,7 +573,7 @@ class _Checkpoint(torch.autograd.Function):
     @staticmethod
     def forward(ctx, piece, layout, end_layout, x, *tensors):
         ctx.piece, ctx.layout, ctx.kept = piece, layout, {} if piece.keep_convs else None
-        ctx.packing = _DEPTH[0] > 0
+        ctx.packing, ctx.chunk_start = _DEPTH[0] > 0, _CHUNK_START[0]
         _first_pass(ctx, x)
         flat_start = tensors[len(piece.params):]
         end: list = []
@@ -535,6 +581,7 @@ class _Checkpoint(torch.autograd.Function):
         with piece.carry(_unflatten(flat_start, layout), end), keep:
             y = _run(piece.modules, x)
         ctx.versions = [(p, p._version) for p in piece.params]
+        ctx.fingerprint = _fingerprint(y)
         ctx.save_for_backward(x, *flat_start)
         flat_end, layout_end = _flatten(end)
         end_layout[:] = layout_end
@@ -544,30 +591,56 @@ class _Checkpoint(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y, *grad_end):
         piece, need = ctx.piece, ctx.needs_input_grad[3:]
+        if torch.is_grad_enabled():
+            raise RuntimeError(f"{piece.option}: a backward with create_graph=True (a double backward, a gradient "
+                               "penalty) needs the recomputed graph in the first one's; run it without checkpointing")
         x, *flat_start = ctx.saved_tensors
         _check_unchanged(ctx.versions, piece.option)
         n = len(piece.params)
         x = x.detach().requires_grad_(need[0])
+        aliases = {p: p.detach().requires_grad_(w) for p, w in zip(piece.params, need[1:1 + n])}
         flat_start = [s.detach().requires_grad_(w) for s, w in zip(flat_start, need[1 + n:])]
-        wanted = [t for t, w in zip((x, *piece.params, *flat_start), need) if w]
+        wanted = [t for t, w in zip((x, *aliases.values(), *flat_start), need) if w]
         replay = _convolutions(piece.modules, ctx.kept, True) if ctx.kept is not None else contextlib.nullcontext()
         storages: set = set()
         end: list = []
-        with _as_first_pass(ctx, x, piece.modules):
-            with _recomputing(ctx), replay, piece.carry(_unflatten(flat_start, ctx.layout), end), \
-                    _saving(piece.neurons, ctx.packing, storages):
-                y = _run(piece.modules, x)
-            pairs = [(t, g) for t, g in zip([y, *_flatten(end)[0]], [grad_y, *grad_end])
-                     if g is not None and t.requires_grad]
-            _check_leaves([t for t, _ in pairs], wanted, piece.option)
-            if pairs and pairs[0][0] is y:
-                _release(y, storages, x)
-            grads = iter(torch.autograd.grad([t for t, _ in pairs], wanted, [g for _, g in pairs], allow_unused=True)
-                         if pairs and wanted else [None] * len(wanted))
+        _RECOMPUTING[0] += 1
+        chunk_start, _CHUNK_START[0] = _CHUNK_START[0], ctx.chunk_start
+        try:
+            with _as_first_pass(ctx, x, piece.modules):
+                with _recomputing(ctx), replay, piece.carry(_unflatten(flat_start, ctx.layout), end), \
+                        _saving(piece.neurons, ctx.packing, storages):
+                    y = _run_with(piece.modules, x, aliases)
+                _check_recomputed(y, ctx.fingerprint, piece)
+                pairs = [(t, g) for t, g in zip([y, *_flatten(end)[0]], [grad_y, *grad_end])
+                         if g is not None and t.requires_grad]
+                _check_leaves([t for t, _ in pairs], wanted, piece.option)
+                if pairs and pairs[0][0] is y:
+                    _release(y, storages, x)
+                grads = iter(torch.autograd.grad([t for t, _ in pairs], wanted, [g for _, g in pairs],
+                                                 allow_unused=True) if pairs and wanted else [None] * len(wanted))
+        finally:
+            _RECOMPUTING[0] -= 1
+            _CHUNK_START[0] = chunk_start
         # The autograd engine keeps a node's Python attributes until the whole graph goes: free
         # the kept outputs now (the saved tensors are freed by the engine itself).
         ctx.kept = None
         return (None, None, None, *(next(grads) if w else None for w in need))
+
+
+def _check_recomputed(y: torch.Tensor, fingerprint: Tuple[float, float], piece: _Piece) -> None:
+    """The recomputation must give the first pass's output (the same input, parameters, random
+    state and carried states): a module that keeps a state of its own between calls, or reads
+    something that changed since, would make it differ, and the gradients with it. Exact on the
+    CPU; elsewhere within 1e-5 (some GPU kernels are not deterministic)."""
+    got = _fingerprint(y)
+    exact = y.device.type == "cpu"
+    if any(a != b if exact else abs(a - b) > 1e-5 * max(1.0, abs(a)) for a, b in zip(got, fingerprint)):
+        names = ", ".join(type(m).__name__ for m in piece.modules)
+        raise RuntimeError(f"{piece.option}: the recomputed forward pass of ({names}) differs from the first one "
+                           "(sum {:.9g} against {:.9g}): one of these modules keeps a state between calls or reads "
+                           "something that changed since; give it no state, or run without checkpointing"
+                           .format(got[0], fingerprint[0]))
 
 
 def _apply(piece: _Piece, x: torch.Tensor, start: list) -> Tuple[torch.Tensor, list]:
@@ -654,12 +727,12 @@ def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = Non
     _refuse_compiled_model(model, option)
     prefix = "features." if container is None or container is getattr(model, "features", None) else ""
     container = default_container(model) if container is None else container
-    refusal = _stateful_refusal(container, prefix, option, nodes_allowed=True)
+    refusal = _stateful_refusal(container, prefix, option, nodes_allowed=True) or _nested_refusal(container)
     if refusal is not None:
         raise ValueError(f"{option}: {refusal}")
     pieces = []
     for part in segments(container):
-        nodes = [m for block in part for m in block.modules() if callable(getattr(m, "carried", None))]
+        nodes = list(dict.fromkeys(m for block in part for m in block.modules() if callable(getattr(m, "carried", None))))
         pieces.append(_Piece(part, nodes, functools.partial(_node_states, nodes), keep_convolutions, option))
 
     def forward(x):
@@ -672,8 +745,16 @@ def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = Non
                 node.carry(carried)
         return x
 
+    forward._adalif_checkpoint = option
     with _forwards({container: forward}):
         yield
+
+
+def _nested_refusal(container: nn.Module) -> Optional[str]:
+    enclosing = _checkpointing(container)
+    if enclosing is not None:
+        return f"the container is checkpointed already ({enclosing}, an enclosing context); use one checkpoint option"
+    return None
 
 
 def time_chunk_refusal(container: nn.Module, prefix: str = "features.") -> Optional[str]:
@@ -705,28 +786,57 @@ def time_chunk_refusal(container: nn.Module, prefix: str = "features.") -> Optio
                 per_step = False
             if per_step:
                 return f"{name}: {type(m).__name__} has a parameter per time step"
+            continue
+        if not (isinstance(m, (TimeBatchNorm, nn.modules.batchnorm._BatchNorm, SharedDropout,
+                               nn.modules.dropout._DropoutNd)) or _acts_per_step(m)):
+            return (f"{name}: {type(m).__name__} is not known to act on each time step alone (time chunks run "
+                    "only layers that do: a class of yours may say so with acts_per_step = True beside its "
+                    "forward); use checkpoint: blocks")
     return None
+
+
+#: Layers that act on each time step alone, by exact class (a subclass may compute otherwise).
+_PER_STEP_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear, nn.AvgPool1d, nn.AvgPool2d, nn.MaxPool1d, nn.MaxPool2d,
+                    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Identity, nn.Sequential,
+                    nn.ReLU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.GELU, nn.SiLU, nn.ELU, nn.Hardtanh)
+
+
+def _acts_per_step(m: nn.Module) -> bool:
+    """Whether ``m`` acts on each time step alone: a layer of :data:`_PER_STEP_LAYERS` (a Flatten
+    only if it keeps the first dimension), or a class that says so (``acts_per_step = True``) in the
+    same class that defines its ``forward``, so that a subclass with a forward of its own does not
+    inherit the claim."""
+    if type(m) in _PER_STEP_LAYERS:
+        return True
+    if type(m) is nn.Flatten:
+        return m.start_dim != 0
+    owner = next((k for k in type(m).__mro__ if "forward" in k.__dict__), None)
+    return owner is not None and owner.__dict__.get("acts_per_step", False) is True
 
 
 @contextlib.contextmanager
 def _carried_states(neurons: List[nn.Module], start: list, end: list):
-    """Each neuron of ``neurons`` starts from ``start[i]`` (a ``(state, None)`` pair; None: its
-    initial state) and leaves its final state in ``end``; each must run once per call."""
-    final: List[Optional[tuple]] = [None] * len(neurons)
+    """Each call of a neuron of ``neurons`` continues from the state the same call (the ``k``-th
+    call of neuron ``i``) left in the chunk before: ``start`` holds ``(state, (i, k))`` pairs (none
+    for the first chunk: every call starts from its initial state, as a plain call does); the
+    calls' final states go to ``end`` in the same form. A neuron called twice in a forward pass
+    (each call from a fresh state) carries two states."""
+    starts = {key: state for state, key in start}
+    calls = [0] * len(neurons)
+    final: list = []
 
     def carried(i, neuron):
         def forward(x):
-            if final[i] is not None:
-                raise RuntimeError(f"memory.checkpoint: time: {type(neuron).__name__} ran twice in one chunk; time "
-                                   "chunks need each neuron called once per forward")
-            out = neuron.run(x, start[i][0])
-            final[i] = out.state
+            key = (i, calls[i])
+            calls[i] += 1
+            out = neuron.run(x, starts.get(key))
+            final.append((out.state, key))
             return out.spikes
         return forward
 
     with _forwards({neuron: carried(i, neuron) for i, neuron in enumerate(neurons)}):
         yield
-    end[:] = [(state, None) for state in final]
+    end[:] = final
 
 
 @contextlib.contextmanager
@@ -749,7 +859,7 @@ def checkpoint_time(model: nn.Module, container: Optional[nn.Sequential] = None,
     _refuse_compiled_model(model, option)
     prefix = "features." if container is None or container is getattr(model, "features", None) else ""
     container = default_container(model) if container is None else container
-    refusal = time_chunk_refusal(container, prefix)
+    refusal = time_chunk_refusal(container, prefix) or _nested_refusal(container)
     if refusal is not None:
         raise ValueError(f"{option}: {refusal}")
     neurons = [m for m in container.modules() if isinstance(m, Neuron)]
@@ -759,12 +869,17 @@ def checkpoint_time(model: nn.Module, container: Optional[nn.Sequential] = None,
         _refuse_compiling(option)
         if not (torch.is_grad_enabled() and container.training) or x.shape[0] <= chunk:
             return _run(piece.modules, x)
-        outputs, states = [], [(None, None)] * len(neurons)
+        outputs, states = [], []
         for t0 in range(0, x.shape[0], chunk):
-            y, states = _apply(piece, x[t0:t0 + chunk], states)
+            _CHUNK_START[0] = t0
+            try:
+                y, states = _apply(piece, x[t0:t0 + chunk], states)
+            finally:
+                _CHUNK_START[0] = 0
             outputs.append(y)
         return torch.cat(outputs)
 
+    forward._adalif_checkpoint = option
     with _forwards({container: forward}):
         yield
 

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional
 import torch
 from torch import nn
 
+from .. import memory
 from ..neurons import Neuron
 
 __all__ = ["FiringRateMonitor"]
@@ -84,13 +85,15 @@ class FiringRateMonitor:
     # -- counting --------------------------------------------------------------------------------
     def _hook(self, name: str):
         def hook(module, inputs, output):
-            s = output.detach()
+            if memory.recomputing():  # checkpointing runs the layer again in backward: count it once
+                return
+            s, t0 = output.detach(), memory.chunk_start()  # time chunks: steps [t0, t0 + len)
             # Tensors stay on the device: a Python number here would synchronise a GPU per layer.
             self._add(self.spikes, name, _count(s.reshape(1, -1))[0])
             self.elements[name] = self.elements.get(name, 0) + s.numel()
-            self.steps[name] = s.shape[0]
+            self.steps[name] = max(self.steps.get(name, 0), t0 + s.shape[0]) if t0 else s.shape[0]
             if self.per_step:
-                self._add(self.step_spikes, name, _count(s.reshape(s.shape[0], -1)))
+                self._add_steps(name, _count(s.reshape(s.shape[0], -1)), t0)
             if self.per_channel and s.dim() >= 3:
                 if s.numel() // s.shape[2] <= _EXACT:  # reduce in place, without a transposed copy
                     per_channel = s.sum(dim=[d for d in range(s.dim()) if d != 2], dtype=torch.float32).double()
@@ -102,6 +105,20 @@ class FiringRateMonitor:
     @staticmethod
     def _add(store: Dict[str, torch.Tensor], name: str, value: torch.Tensor) -> None:
         store[name] = value if name not in store else store[name] + value
+
+    def _add_steps(self, name: str, counts: torch.Tensor, t0: int) -> None:
+        """Add the counts of steps ``[t0, t0 + len(counts))``."""
+        store = self.step_spikes.get(name)
+        end = t0 + counts.numel()
+        if store is None or store.numel() < end:
+            grown = counts.new_zeros(end)
+            if store is not None:
+                grown[:store.numel()] = store
+            store = grown
+        else:
+            store = store.clone()
+        store[t0:end] += counts
+        self.step_spikes[name] = store
 
     # -- results ---------------------------------------------------------------------------------
     def rates(self) -> Dict[str, float]:

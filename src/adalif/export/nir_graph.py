@@ -429,6 +429,19 @@ def _check_avg_pool(name: str, m: nn.AvgPool2d) -> None:
                              f"window size, AvgPool2d, or 1, SumPool2d)")
 
 
+def _refuse_hooks(model: nn.Module) -> None:
+    """A forward hook may change what a module returns, and NIR would not: refused by name."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        raise NIRExportError("a global forward hook (nn.modules.module.register_module_forward_hook) may change what "
+                             "layers return, which the NIR graph would not; remove it before the export")
+    for name, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            raise NIRExportError(f"{name or type(m).__name__}: has a forward hook, which may change what it computes "
+                                 f"and the NIR graph would not; remove it (handle.remove()) before the export")
+
+
 def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4, portable: bool = False):
     """The ``nir.NIRGraph`` of ``model`` (captured on ``sample``: images ``[B, C, H, W]`` for a
     network that encodes them, or a sequence ``[T, B, ...]``; B = 1 is enough). ``dt``: the time
@@ -437,6 +450,7 @@ def to_nir(model: nn.Module, sample: torch.Tensor, dt: float = 1e-4, portable: b
     it was after."""
     import nir  # the export's own dependency; the rest of adalif does not need it
 
+    _refuse_hooks(model)
     calls, outputs, input_type = _record(model, _capture(model, sample))
     consumers: Dict[str, int] = {}
     for key in [k for c in calls for k in c.sources] + list(outputs):

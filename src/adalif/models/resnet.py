@@ -24,6 +24,8 @@ class BasicBlock(nn.Module):
     identity shortcut gets a BN with the residual scale too (the GLIF code's ResNet-19).
     """
 
+    acts_per_step = True  # adalif.memory's time chunks: each step alone (its layers are checked too)
+
     def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, downsample: str = "conv",
                  shortcut_bn: bool = False) -> None:
         super().__init__()
@@ -128,6 +130,8 @@ def resnet34(neuron: NeuronFactory, num_classes: int = 1000, in_channels: int = 
 class PreActBlock(nn.Module):
     """AR-LIF/CLIF pre-activation block: x <- neuron(BN(x)); out = conv(x);
     out = conv(dropout(neuron(BN(out)))) + shortcut(x), the shortcut acting on the spikes."""
+
+    acts_per_step = True  # adalif.memory's time chunks: each step alone (its layers are checked too)
 
     def __init__(self, cin: int, cout: int, stride: int, neuron: NeuronFactory, dropout: float, dropout_mode: str = "shared") -> None:
         super().__init__()
