@@ -331,6 +331,7 @@ def test_spike_counts_stay_exact_past_float32_integers():
 
 
 def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, capsys):
+    import json
     import os
 
     from adalif.experiments.ablation import run_ablation
@@ -339,7 +340,7 @@ def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, cap
     monkeypatch.setenv("ADALIF_BACKEND", "reference")
     cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", str(tmp_path), "--trainer.progress_bar",
                         "false", "--trainer.limit_train_batches", "2"])
-    path = run_ablation("neurons", cfg, epochs=1, energy=False, neurons=["lif", "clif", "glif"])
+    path = run_ablation("neurons", cfg, epochs=1, energy=False, neurons=["lif", "clif", "glif"], seeds=2, jobs=2)
     table = open(path).read()
     rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table.splitlines()
             if line.startswith("| ") and "variant" not in line}
@@ -349,6 +350,19 @@ def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, cap
     # digits_cnn at width 32: GLIF adds 7 per-channel parameters + a [T, C] conductance per neuron layer.
     assert overhead["lif"] == 0 and overhead["clif"] == 0 and overhead["glif"] == (7 + 4) * (32 + 64)
     assert float(rows["glif"][header.index("s per epoch")]) > 0
+    # Two seeds: mean ± std [95 % CI] per neuron, and a paired t-test against LIF over seeds 0 and 1.
+    import csv
+
+    from adalif.experiments.statistics import describe, paired_test, summarise
+
+    with open(tmp_path / "neurons" / "ablation.csv") as fh:
+        per_seed = {r["variant"]: {int(k): v for k, v in json.loads(r["best acc per seed"]).items()}
+                    for r in csv.DictReader(fh)}
+    assert all(sorted(v) == [0, 1] for v in per_seed.values())
+    assert rows["lif"][1] == describe(summarise(list(per_seed["lif"].values())))
+    assert rows["lif"][2] == "baseline" and rows["clif"][2].startswith(
+        f"{100 * paired_test(per_seed['clif'], per_seed['lif']).difference:+.2f}")
+    assert os.path.isfile(tmp_path / "neurons" / "accuracy.png")
     assert os.path.isfile(tmp_path / "neurons" / "comparison" / "comparison.md")
     assert main(["ablate", "neurons", "--config", "configs/digits_dalif.yaml", "--neurons", "lif,nope",
                  "--output_dir", str(tmp_path)]) == 2

@@ -49,3 +49,19 @@ def test_loss_module_and_errors():
         SpikingLoss("mse")
     with pytest.raises(ValueError, match="loss.mse_weight: expected a weight in"):
         SpikingLoss("tet", mse_weight=1.5)
+
+
+def test_last_step_loss_and_prediction_read_only_the_last_step():
+    import torch.nn.functional as F
+
+    from adalif.losses import SpikingLoss
+
+    logits = torch.randn(5, 4, 3)
+    y = torch.tensor([0, 1, 2, 1])
+    loss = SpikingLoss(kind="last")
+    assert torch.equal(loss(logits, y), F.cross_entropy(logits[-1], y))
+    changed = logits.clone()
+    changed[:-1] = torch.randn(4, 4, 3) * 100  # earlier steps do not count
+    assert torch.equal(loss(changed, y), loss(logits, y))
+    assert torch.equal(loss.predict(changed), logits[-1].argmax(1))
+    assert torch.equal(SpikingLoss(kind="ce").predict(logits), logits.mean(0).argmax(1))

@@ -51,3 +51,31 @@ def test_event_frames_count_every_event():
     assert split.x_train.shape == (1437, 4, 2, 10, 10) and split.x_test.shape == (360, 4, 2, 10, 10)
     with pytest.raises(ValueError, match="size: expected a divisor of 20"):
         digits.load_events.__wrapped__(T=4, size=7)
+
+
+def test_rows_task_shows_row_t_at_step_t_and_nothing_else():
+    from adalif.data.registry import build
+
+    sets = build("digits_rows", None, 9, {})
+    x, y = sets.train[5]
+    image = digits._raw().x_train[5, 0]
+    assert x.shape == (9, 1, 8, 8) and y == int(digits._raw().y_train[5])
+    for t in range(8):
+        assert torch.equal(x[t, 0, t], image[t]) and float(x[t].abs().sum()) == float(image[t].abs().sum())
+    assert float(x[8].abs().sum()) == 0.0  # after the eighth row: blank
+    with pytest.raises(ValueError, match="T must be at least 8"):
+        build("digits_rows", None, 4, {})
+
+
+def test_delayed_task_shows_the_digit_then_blank_steps():
+    from adalif.data.registry import build
+
+    sets = build("digits_delayed", None, 6, {"show": 2})
+    x, _ = sets.test[3]
+    image = digits._raw().x_test[3]
+    assert x.shape == (6, 1, 8, 8) and torch.equal(x[0], image) and torch.equal(x[1], image)
+    assert float(x[2:].abs().sum()) == 0.0 and float(image.min()) >= 0.0  # raw intensities: blank is no input
+    with pytest.raises(ValueError, match="show < T = 6"):
+        build("digits_delayed", None, 6, {"show": 6})
+    with pytest.raises(ValueError, match="show: expected"):
+        build("digits_delayed", None, 6, {"show": 0})

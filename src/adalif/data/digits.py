@@ -152,3 +152,75 @@ EVENTS_SPEC = DatasetSpec(
     side=lambda o: o["size"], options={"event_seed": 0, "size": CANVAS, "split_by": "number"}, check=_check_events,
     load=lambda root, T, o: _tensor_sets(load_events(T=T, seed=o["event_seed"], split_by=o["split_by"], size=o["size"])),
 )
+
+
+# -- Tasks on which a neuron's memory matters (docs/analysis.md, "Comparing neurons") ---------------
+# The digit reaches the network over time, and the answer is read at the last step (loss.kind:
+# last), so the network must hold in its neurons' states what it saw: a neuron that forgets in a
+# few steps cannot solve them, one that learns to keep (a learnable decay, an adaptive reset) can.
+# The intensities are the raw ones in [0, 1], so that a blank step is no input at all.
+
+ROWS = 8  # the digits are 8x8: one row per step
+
+
+@functools.lru_cache(maxsize=None)
+def _raw() -> Split:
+    images, labels, test = _load()
+    x, y, t = torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels), torch.from_numpy(test)
+    return Split(x[~t], y[~t], x[t], y[t])
+
+
+def rows_sequence(images: torch.Tensor, T: int) -> torch.Tensor:
+    """``[N, T, 1, 8, 8]``: step ``t < 8`` shows row ``t`` of each image in its place (the rest of
+    the canvas blank), the steps after the eighth are blank."""
+    n = images.shape[0]
+    out = torch.zeros(n, T, 1, ROWS, ROWS)
+    steps = torch.arange(min(T, ROWS))
+    out[:, steps, 0, steps, :] = images[:, 0, steps, :]  # step t, row t
+    return out
+
+
+def delayed_sequence(images: torch.Tensor, T: int, show: int) -> torch.Tensor:
+    """``[N, T, 1, 8, 8]``: the whole image for the first ``show`` steps, then ``T - show`` blank steps."""
+    out = torch.zeros(images.shape[0], T, *images.shape[1:])
+    out[:, :show] = images.unsqueeze(1)
+    return out
+
+
+def _check_rows(T: int) -> None:
+    if T < ROWS:
+        raise ValueError(f"T: digits_rows shows one of the {ROWS} rows per step, so T must be at least {ROWS}, got {T}")
+
+
+def _check_delayed(options) -> None:
+    show = options["show"]
+    if not (isinstance(show, int) and not isinstance(show, bool) and show >= 1):
+        raise ValueError(f"show: expected the number of steps the digit is shown (an integer >= 1), got {show!r}")
+
+
+def _load_rows(root, T, options):
+    _check_rows(T)
+    split = _raw()
+    return _tensor_sets(Split(rows_sequence(split.x_train, T), split.y_train, rows_sequence(split.x_test, T),
+                              split.y_test))
+
+
+def _load_delayed(root, T, options):
+    _check_delayed(options)
+    if not options["show"] < T:
+        raise ValueError(f"show: the digit must leave at least one blank step before the answer: expected show < "
+                         f"T = {T}, got {options['show']}")
+    split = _raw()
+    return _tensor_sets(Split(delayed_sequence(split.x_train, T, options["show"]), split.y_train,
+                              delayed_sequence(split.x_test, T, options["show"]), split.y_test))
+
+
+ROWS_SPEC = DatasetSpec(
+    "digits_rows", "frames", 10, 1, "embedded (scikit-learn's digits, one row per time step; read at the last step)",
+    side=lambda o: ROWS, load=_load_rows,
+)
+DELAYED_SPEC = DatasetSpec(
+    "digits_delayed", "frames", 10, 1,
+    "embedded (scikit-learn's digits shown for `show` steps, then blank steps; read at the last step)",
+    side=lambda o: ROWS, options={"show": 2}, check=_check_delayed, load=_load_delayed,
+)

@@ -24,8 +24,8 @@ from .cache import FrameSpec
 from .spec import DatasetSpec
 
 DATASETS: Dict[str, DatasetSpec] = {
-    s.name: s for s in (digits.SPEC, digits.EVENTS_SPEC, cifar.CIFAR10, cifar.CIFAR100, images.TINY_IMAGENET,
-                        images.IMAGENET, cifar10_dvs.SPEC, gesture.SPEC)
+    s.name: s for s in (digits.SPEC, digits.EVENTS_SPEC, digits.ROWS_SPEC, digits.DELAYED_SPEC, cifar.CIFAR10,
+                        cifar.CIFAR100, images.TINY_IMAGENET, images.IMAGENET, cifar10_dvs.SPEC, gesture.SPEC)
 }
 #: The datasets read through the frame cache (``adalif prepare``).
 EVENT_DATASETS = tuple(name for name, s in DATASETS.items() if s.layout is not None)

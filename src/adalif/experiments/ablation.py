@@ -2,9 +2,10 @@
 
 Each variant changes only the neuron of the base config; every variant is trained with the same
 recipe and the same seeds, written as a run of its own (``OUTPUT_DIR/<study>/<variant>_s<seed>``),
-and summarised in ``OUTPUT_DIR/<study>/ablation.md`` (and ``.csv``): accuracy best and last (mean
-± std over seeds), mean firing rate, energy of the best checkpoint, and the learned neuron
-parameters at the end. A variant whose run finished already (its ``summary.json`` exists) is not
+and summarised in ``OUTPUT_DIR/<study>/ablation.md`` (and ``.csv``, ``accuracy.png``): accuracy
+best and last (mean, std and 95 % confidence interval over seeds, and a paired t-test against the
+baseline variant over the same seeds), mean firing rate, energy of the best checkpoint, and the
+learned neuron parameters at the end. A variant whose run finished already (its ``summary.json`` exists) is not
 trained again, so an interrupted study resumes where it stopped.
 """
 
@@ -15,7 +16,7 @@ import statistics
 from dataclasses import replace
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["NEURONS", "STUDIES", "run_ablation"]
+__all__ = ["NEURONS", "STUDIES", "BASELINES", "run_ablation"]
 
 
 def _arlif(base: Dict) -> Dict[str, Dict]:
@@ -86,26 +87,53 @@ def _neuron_parameters(run_dir: str) -> int:
     return parameter_overhead(module.model)["neuron_parameters"]
 
 
-def _mean_std(values: List[float]) -> str:
-    if len(values) == 1:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+def _train_all(cfg, folder: str, runs: List[Tuple[str, Dict, object]], jobs: int) -> Dict[str, Tuple[str, dict]]:
+    """``{name: (run_dir, summary)}`` of every run ``(name, neuron, trainer)``; ``jobs`` > 1 trains
+    that many at once, each in a process of its own on one thread (a run's numbers then match a
+    one-thread run of it alone, not necessarily a run on more threads)."""
+    if jobs <= 1:
+        return {name: _train_variant(cfg, folder, name, neuron, trainer) for name, neuron, trainer in runs}
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    done = {}
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {name: pool.submit(_train_variant, cfg, folder, name, neuron, replace(trainer, threads=1))
+                   for name, neuron, trainer in runs}
+        for name, future in futures.items():
+            done[name] = future.result()
+            print(f"ablate: {name} done ({done[name][1]['best_acc']:.4f})", flush=True)
+    return done
+
+
+#: The variant each study's others are tested against (the first variant where it has none of these).
+BASELINES = {"neurons": "lif", "arlif-reset": "hard_reset", "dalif-decays": "fixed_lif"}
 
 
 def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, energy: bool = True,
-                 neurons: Optional[List[str]] = None) -> str:
+                 neurons: Optional[List[str]] = None, baseline: Optional[str] = None, jobs: int = 1) -> str:
     """Train every variant of ``study`` on the base ``cfg`` and write the table; returns its path.
-    ``neurons``: the neurons of the ``neurons`` study (default :data:`NEURONS`)."""
+    ``neurons``: the neurons of the ``neurons`` study (default :data:`NEURONS`). ``baseline``: the
+    variant the others are tested against (default :data:`BASELINES`). ``jobs``: runs trained at
+    once (:func:`_train_all`).
+
+    Per variant the table gives the best test accuracy's mean, standard deviation and 95 %
+    confidence interval over the seeds, and a paired t-test against the baseline over the same
+    seeds (:mod:`.statistics`); ``accuracy.png`` shows every seed's accuracy with the mean and
+    its interval."""
     import json
 
     from .. import definitions
     from ..errors import ConfigError
     from .report import checkpoint_operations, read_metrics, write_comparison
+    from .statistics import describe, describe_paired, paired_test, summarise
 
     if study not in STUDIES:
         raise ConfigError(f"study: got {study!r}, expected one of {list(STUDIES)}")
     if seeds < 1:
         raise ConfigError(f"seeds: expected an integer >= 1, got {seeds!r}")
+    if jobs < 1:
+        raise ConfigError(f"jobs: expected an integer >= 1, got {jobs!r}")
     if neurons is not None and study != "neurons":
         raise ConfigError("neurons: only the 'neurons' study takes a list of neurons")
     base_neuron = cfg.model.neuron if isinstance(cfg.model.neuron, dict) else {"name": cfg.model.neuron}
@@ -117,14 +145,22 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
         variants = _neurons(base_neuron, tuple(neurons or NEURONS))
     else:
         variants = STUDIES[study][1](base_neuron)
+    if baseline is not None and baseline not in variants:
+        raise ConfigError(f"baseline: got {baseline!r}, expected one of the variants {list(variants)}")
+    baseline = baseline or (BASELINES[study] if BASELINES[study] in variants else next(iter(variants)))
     folder = os.path.join(cfg.output_dir, study)
     trainer = replace(cfg.trainer, max_epochs=epochs) if epochs else cfg.trainer
+    seed_range = range(cfg.trainer.seed, cfg.trainer.seed + seeds)
+    runs = [(f"{variant}_s{seed}", neuron, replace(trainer, seed=seed)) for variant, neuron in variants.items()
+            for seed in seed_range]
+    trained = _train_all(cfg, folder, runs, jobs)
+    accuracy = {variant: {seed: trained[f"{variant}_s{seed}"][1]["best_acc"] for seed in seed_range}
+                for variant in variants}
     rows, csv_rows, first_runs = [], [], []
     for variant, neuron in variants.items():
-        results = [_train_variant(cfg, folder, f"{variant}_s{seed}", neuron, replace(trainer, seed=seed))
-                   for seed in range(cfg.trainer.seed, cfg.trainer.seed + seeds)]
-        best = [s["best_acc"] for _, s in results]
-        last = [s["last_acc"] for _, s in results]
+        results = [trained[f"{variant}_s{seed}"] for seed in seed_range]
+        best, last = summarise([s["best_acc"] for _, s in results]), summarise([s["last_acc"] for _, s in results])
+        paired = None if variant == baseline else paired_test(accuracy[variant], accuracy[baseline])
         rate = statistics.mean(s["firing_rate"] for _, s in results)
         joules = ""
         if energy:
@@ -141,26 +177,34 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
         params = ", ".join(f"{k} {statistics.mean(v):.3f}" for k, v in sorted(learned.items())) or "none"
         per_epoch = statistics.mean(s["wall_time_s"] / max(1, len(s.get("accuracy_by_epoch", {})) or 1) for _, s in results)
         overhead = _neuron_parameters(results[0][0])
-        rows.append([variant, _mean_std(best), _mean_std(last), f"{rate:.4f}", joules, str(overhead),
-                     f"{per_epoch:.1f}", params])
-        csv_rows.append([variant, json.dumps(neuron), statistics.mean(best), statistics.mean(last), rate, joules, overhead,
-                         per_epoch, params])
+        rows.append([variant, describe(best), describe_paired(paired), describe(last), f"{rate:.4f}", joules,
+                     str(overhead), f"{per_epoch:.1f}", params])
+        csv_rows.append([variant, json.dumps(neuron), best.mean, best.std, best.low, best.high,
+                         "" if paired is None else paired.difference, "" if paired is None or paired.p is None else paired.p,
+                         last.mean, rate, joules, overhead, per_epoch, params,
+                         json.dumps({str(k): v for k, v in accuracy[variant].items()})])
         first_runs.append(results[0][0])
-    header = ["variant", "best acc", "last acc", "mean firing rate", "energy (uJ/sample)", "neuron parameters",
-              "s per epoch", "learned (mean over layers)"]
+    header = ["variant", "best acc (%): mean ± std [95 % CI]", f"vs {baseline} (paired t-test)", "last acc (%)",
+              "mean firing rate", "energy (uJ/sample)", "neuron parameters", "s per epoch", "learned (mean over layers)"]
     table = "| " + " | ".join(header) + " |\n|" + "---|" * len(header) + "\n" + "\n".join(
         "| " + " | ".join(r) + " |" for r in rows)
+    seed_text = f"seeds {seed_range[0]}..{seed_range[-1]}" if seeds > 1 else f"seed {seed_range[0]}"
     text = (f"# Ablation {study}\n\n{STUDIES[study][0]}; base config {cfg.name or cfg.model.name}, "
-            f"{trainer.max_epochs} epoch{'s' if trainer.max_epochs != 1 else ''}, seeds {cfg.trainer.seed}..{cfg.trainer.seed + seeds - 1} "
-            f"(mean ± std over {seeds} seed{'s' if seeds > 1 else ''}). Energy: the best checkpoint of the first seed "
-            f"on up to 64 test samples, E_MAC 4.6 pJ, E_AC 0.9 pJ (docs/analysis.md).\n\n{table}\n")
+            f"{trainer.max_epochs} epoch{'s' if trainer.max_epochs != 1 else ''}, {seed_text}. Accuracy: the best "
+            f"test accuracy of each run, mean ± standard deviation over the seeds and the 95 % confidence interval of "
+            f"the mean (Student's t); the difference to {baseline} in points, with the p-value of a paired t-test over "
+            f"the same seeds (p < 0.05: significant; every seed's accuracy is in ablation.csv and accuracy.png). "
+            f"Energy: the best checkpoint of the first seed on up to 64 test samples, E_MAC 4.6 pJ, E_AC 0.9 pJ "
+            f"(docs/analysis.md).\n\n{table}\n\n![accuracy of every seed](accuracy.png)\n")
     import csv
 
     with open(os.path.join(folder, "ablation.csv"), "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["variant", "neuron", "best acc", "last acc", "mean firing rate", "energy uJ",
-                         "neuron parameters", "s per epoch", "learned"])
+        writer.writerow(["variant", "neuron", "best acc mean", "best acc std", "ci low", "ci high",
+                         f"difference to {baseline}", "p (paired t-test)", "last acc mean", "mean firing rate",
+                         "energy uJ", "neuron parameters", "s per epoch", "learned", "best acc per seed"])
         writer.writerows(csv_rows)
+    _accuracy_chart(folder, accuracy, baseline)
     if study == "neurons":  # the comparison chart: per-layer firing rates of the first seed's runs
         write_comparison(first_runs, os.path.join(folder, "comparison"))
     path = os.path.join(folder, "ablation.md")
@@ -168,6 +212,27 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
         fh.write(text)
     os.replace(path + ".tmp", path)
     return path
+
+
+def _accuracy_chart(folder: str, accuracy: Dict[str, Dict[int, float]], baseline: str) -> None:
+    """``accuracy.png``: every seed's best accuracy per variant (points), with the mean and its 95 %
+    confidence interval (a bar), so that the spread is seen, not only the mean."""
+    from .report import _figure
+    from .statistics import summarise
+
+    def draw(ax):
+        for i, (variant, by_seed) in enumerate(accuracy.items()):
+            values = [100 * v for v in by_seed.values()]
+            ax.scatter([i] * len(values), values, s=14, alpha=0.6, color="C0" if variant != baseline else "C3",
+                       label="a seed" if i == 0 else None)
+            summary = summarise(values)
+            error = None if summary.std is None else [[summary.mean - summary.low], [summary.high - summary.mean]]
+            ax.errorbar([i + 0.15], [summary.mean], yerr=error, fmt="_", color="k", capsize=4,
+                        label="mean, 95 % CI" if i == 0 else None)
+        ax.set_xticks(range(len(accuracy)), list(accuracy), rotation=30, ha="right")
+        ax.set_ylabel("best test accuracy (%)")
+        ax.legend(fontsize=8)
+    _figure(folder, "accuracy.png", f"accuracy over seeds (baseline {baseline} in red)", draw)
 
 
 def run_heatmap(cfg, alphas: List[float], betas: List[float], epochs: Optional[int] = None) -> str:

@@ -54,15 +54,23 @@ def mean_ce_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float =
     return F.cross_entropy(logits.mean(0), y, label_smoothing=label_smoothing)
 
 
-def predict(logits: torch.Tensor) -> torch.Tensor:
-    """Class prediction: argmax of the mean of per-step logits ``[T, B, K]`` over T."""
-    return logits.mean(0).argmax(dim=1)
+def last_ce_loss(logits: torch.Tensor, y: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
+    """Cross-entropy of the last step's logits alone: the answer is read when the sequence ends
+    (the delayed and sequential digits, where the network must hold what it saw)."""
+    return F.cross_entropy(logits[-1], y, label_smoothing=label_smoothing)
+
+
+def predict(logits: torch.Tensor, readout: str = "mean") -> torch.Tensor:
+    """Class prediction from per-step logits ``[T, B, K]``: argmax of their mean over T
+    (``readout="mean"``), or of the last step's (``"last"``)."""
+    return (logits[-1] if readout == "last" else logits.mean(0)).argmax(dim=1)
 
 
 class SpikingLoss(nn.Module):
-    """``kind="ce"`` (CE of the mean over T) or ``"tet"``, with their options; ``forward(logits, y)``."""
+    """``kind="ce"`` (CE of the mean over T), ``"tet"``, or ``"last"`` (CE of the last step, whose
+    logits alone then predict), with their options; ``forward(logits, y)``, ``predict(logits)``."""
 
-    KINDS = ("ce", "tet")
+    KINDS = ("ce", "tet", "last")
     TARGETS = ("constant", "onehot")
 
     def __init__(self, kind: str = "ce", mse_weight: float = 0.05, phi: float = 1.0, target: str = "constant",
@@ -87,9 +95,15 @@ class SpikingLoss(nn.Module):
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.kind == "tet":
             return tet_loss(logits, y, self.mse_weight, self.phi, self.target, self.label_smoothing)
+        if self.kind == "last":
+            return last_ce_loss(logits, y, self.label_smoothing)
         return mean_ce_loss(logits, y, self.label_smoothing)
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        """The classes this loss trains the logits ``[T, B, K]`` to give (:func:`predict`)."""
+        return predict(logits, "last" if self.kind == "last" else "mean")
 
     def extra_repr(self) -> str:
         if self.kind == "tet":
             return f"kind='tet', mse_weight={self.mse_weight}, phi={self.phi}, target={self.target!r}"
-        return f"kind='ce', label_smoothing={self.label_smoothing}"
+        return f"kind={self.kind!r}, label_smoothing={self.label_smoothing}"

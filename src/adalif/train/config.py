@@ -49,8 +49,9 @@ class ModelConfig:
     Args:
         name: a registered model (docs/models.md): resnet19, resnet20_mpbn, resnet18, resnet34,
             preact_resnet18, vgg11_bn, vgg13_bn, vggsnn, digits_cnn.
-        neuron: neuron spec: lif, plif, dalif, arlif, or a dict of constructor arguments with
-            'name', e.g. {"name": "arlif", "decay": 0.2}.
+        neuron: neuron spec: a registered neuron (adalif neurons lists them: lif, plif, dalif, arlif,
+            clif, glif, those of imports and of installed packages), or a dict of constructor
+            arguments with 'name', e.g. {"name": "arlif", "decay": 0.2}.
         options: model arguments, e.g. {"stem": 64}, {"dropout": 0.4}, {"input_size": 64}.
         memory: training memory: spikes packed|plain, checkpoint none|neurons|blocks|time, chunk.
     """
@@ -142,7 +143,8 @@ class LossConfig:
     """The loss on per-step logits.
 
     Args:
-        kind: ce (cross-entropy of the mean over T) or tet (per-step CE plus an MSE regulariser).
+        kind: ce (cross-entropy of the mean over T), tet (per-step CE plus an MSE regulariser) or last
+            (cross-entropy of the last step, which alone predicts: the sequential and delayed digits).
         mse_weight: TET's weight of the MSE term (the papers' lambda, --lamb in their code).
         lamb: deprecated name of mse_weight (kept so that older configs and checkpoints load).
         phi: TET's constant MSE target.
@@ -223,6 +225,10 @@ class RunConfig:
         resume: continue from a checkpoint: "last" (this run's last.ckpt) or a path.
         source: where the recipe comes from (documentation only).
         expected_accuracy: accuracy the recipe should reach (documentation only).
+        imports: Python files (my_neurons.py, relative to the working directory) or modules
+            (mylab.neurons) to import before the run, for neurons of your own (each calls
+            adalif.definitions.register); on the command line --import FILE_OR_MODULE, repeatable,
+            adds to the config's list.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -237,6 +243,7 @@ class RunConfig:
     resume: Optional[str] = None
     source: str = ""
     expected_accuracy: Optional[float] = None
+    imports: List[str] = field(default_factory=list)
 
 
 def _check(ok: bool, key: str, value, expected: str) -> None:
@@ -268,6 +275,7 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
     from ..losses import SpikingLoss
     from ..models import list_models, model_for_data
 
+    import_all(cfg.imports)  # first: the model below may use their neurons
     _check(cfg.model.name in list_models(), "model.name", cfg.model.name, f"one of {list_models()}")
     from ..memory import MEMORY_CHECKPOINT, MEMORY_SPIKES
 
@@ -315,6 +323,17 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
         check_root(cfg.data.name, cfg.data.root, cfg.data.T, cfg.data.options)
 
 
+def import_all(sources: List[str]) -> None:
+    """Import every file or module of ``sources`` (their neurons: :func:`adalif.definitions.import_neurons`),
+    once per process; a failure is a one-line :class:`~adalif.errors.NeuronImportError` naming the source."""
+    from ..definitions import import_neurons
+
+    if not isinstance(sources, (list, tuple)) or not all(isinstance(s, str) for s in sources):
+        raise ConfigError(f"imports: expected a list of .py files or module names, got {sources!r}")
+    for source in sources:
+        import_neurons(source)
+
+
 #: trainer.logger -> (Lightning's logger class in lightning.pytorch.loggers, the package it needs).
 LOGGERS = {"tensorboard": ("TensorBoardLogger", "tensorboard"), "none": (None, None),
            "wandb": ("WandbLogger", "wandb"), "mlflow": ("MLFlowLogger", "mlflow"), "comet": ("CometLogger", "comet_ml"),
@@ -349,7 +368,10 @@ def train_parser() -> ArgumentParser:
         prog="adalif train",
         description="Train a spiking network from one YAML config; every key can be overridden with a "
         "dotted option (--optim.lr 0.05). Logs, checkpoints (best.ckpt, last.ckpt) and summary.json "
-        "go to OUTPUT_DIR/NAME.",
+        "go to OUTPUT_DIR/NAME. --import FILE.py or --import MODULE (repeatable) imports neurons of your "
+        "own before the run, added to the config's imports: list (example: adalif train --config "
+        "configs/digits_dalif.yaml --import my_neurons.py --model.neuron alif; adalif neurons lists "
+        "every neuron).",
     )
     parser.add_argument("--config", action=ActionConfigFile, help="YAML file with the run configuration")
     parser.add_class_arguments(RunConfig, fail_untyped=True)
@@ -370,10 +392,34 @@ def parse_config(args: List[str]) -> RunConfig:
     A mistake (a misspelt key, a value of the wrong type, a YAML syntax error, a missing file) is a
     :class:`ConfigError` of one line that names the key, with the closest valid key where there is one."""
     parser = train_parser()
+    args, imports = split_imports(args)
     try:
-        return _to_run_config(parser.parse_args(args))
+        cfg = _to_run_config(parser.parse_args(args))
     except argparse.ArgumentError as err:
         raise ConfigError(explain_parse_error(str(err), config_keys(), _config_path(args))) from None
+    cfg.imports = list(dict.fromkeys([*cfg.imports, *imports]))
+    return cfg
+
+
+def split_imports(args: List[str]):
+    """``(other arguments, the values of every --import)``: ``--import X`` and ``--import=X``,
+    anywhere among ``args``, in their order."""
+    rest: List[str] = []
+    imports: List[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] == "--import":
+            if i + 1 >= len(args) or args[i + 1].startswith("--"):
+                raise ConfigError("import: expected a .py file or a module name after --import")
+            imports.append(args[i + 1])
+            i += 2
+            continue
+        if args[i].startswith("--import="):
+            imports.append(args[i].split("=", 1)[1])
+        else:
+            rest.append(args[i])
+        i += 1
+    return rest, imports
 
 
 def config_keys() -> List[str]:

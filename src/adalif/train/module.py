@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric, SumMetric
 
-from ..losses import SpikingLoss, hard_labels, predict
+from ..losses import SpikingLoss, hard_labels
 from ..memory import training_memory
 from ..models import model_for_data
 from ..definitions import definition_of
@@ -56,7 +56,7 @@ class SpikingClassifier(L.LightningModule):
         else:
             logits = self(x)
             loss = self.criterion(logits, y)
-        acc = (predict(logits) == hard_labels(y)).float().mean()
+        acc = (self.criterion.predict(logits) == hard_labels(y)).float().mean()
         n = y.shape[0]  # explicit: Lightning would guess T from a time-major batch
         if stage == "train":
             self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
