@@ -346,3 +346,18 @@ def test_a_constrained_parameter_without_inverse_is_refused_at_definition_time()
     assert float(D.NeuronDefinition("bad", "Bad", D.clif.CLIFOptions, D.clif.CLIFState, D.clif.clif_step,
                                     parameters=(D.Parameter("decay", raw, constrain=torch.sigmoid),))
                  .module_class()().decay.detach()) == 0.5  # an init function gives the raw tensor: no inverse needed
+
+
+def test_report_labels_come_from_the_definitions():
+    from adalif.experiments import report
+
+    assert not hasattr(report, "PARAMETER_LABELS")  # no per-name table: each definition labels its own
+    arlif = D.get("arlif")
+    assert arlif.label("tanh_a") == "tanh(a) (threshold amplitude)"  # theta_t = V_th + tanh(a) tanh(X_t)
+    assert arlif.label("c") == "c (leak-gate input scale)"  # sigma(c X_t) gates the memory's leak
+    assert D.get("dalif").label("alpha") == "α (spatial decay)" and D.get("plif").label("tau") == "τ (time constant)"
+    assert D.get("glif").label("alpha") == "α (leak gate)"  # GLIF's alpha is a gate, not DA-LIF's decay
+    assert D.Parameter("rho", 0.5).label == "rho" and arlif.label("not_tracked") == "not_tracked"
+    label = report.parameter_labels({"config": {"model": {"neuron": {"name": "arlif", "a_init": 0.1}}}}, "run")
+    assert label("tanh_a") == "tanh(a) (threshold amplitude)" and label("other") == "other"
+    assert report.parameter_labels({"config": {"model": {"neuron": "hard_lif"}}}, "run")("tau") == "tau"  # a preset: LIF

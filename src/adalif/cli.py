@@ -4,6 +4,8 @@
     adalif eval runs/NAME/checkpoints/best.ckpt
     adalif prepare cifar10_dvs --root data/CIFAR10-DVS --T 10 --size 48
     adalif import-weights --from arlif-official checkpoint_max.pth --config configs/RECIPE.yaml --out model.ckpt
+    adalif train --config configs/digits_dalif.yaml --import my_neurons.py --model.neuron alif
+    adalif neurons [NAME] [--import my_neurons.py]
 """
 
 from __future__ import annotations
@@ -18,14 +20,40 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 from jsonargparse import ArgumentParser
 
 from .errors import ConfigError, UserError
-from .train.config import config_from_dict, explain_parse_error, parse_config, train_parser
+from .train.config import config_from_dict, explain_parse_error, import_all, parse_config, train_parser
+
+
+def _import_argument(parser: ArgumentParser, what: str) -> None:
+    """``--import FILE_OR_MODULE`` (repeatable): the neurons of your own that ``what`` needs."""
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help=f"a .py file or a module that defines a neuron {what} uses (repeatable). A checkpoint "
+                        "names the modules of its neurons, but adalif never imports them from it (docs/training.md, "
+                        "Security): without --import, the error names the module to pass")
 
 
 def eval_parser() -> ArgumentParser:
-    parser = ArgumentParser(exit_on_error=False, prog="adalif eval", description="Test accuracy and firing rate of a checkpoint written by `adalif train`.")
+    parser = ArgumentParser(exit_on_error=False, prog="adalif eval", description="Test accuracy and firing rate of a "
+                            "checkpoint written by `adalif train`. A checkpoint of a neuron of your own needs its "
+                            "file: adalif eval best.ckpt --import my_neurons.py")
     parser.add_argument("checkpoint", help="path of a .ckpt file (for example runs/NAME/checkpoints/best.ckpt)")
     parser.add_argument("--data.root", dest="data_root", default=None, help="dataset folder, if it moved since training")
     parser.add_argument("--trainer.accelerator", dest="accelerator", default=None, help="cpu, gpu or auto")
+    _import_argument(parser, "the checkpoint")
+    return parser
+
+
+def neurons_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        exit_on_error=False,
+        prog="adalif neurons",
+        description="List every registered neuron (adalif's, those of --import, those of installed packages' "
+        "entry points, group adalif.neurons) with where it comes from, its options (the constructor's arguments "
+        "and defaults, what a config's model.neuron dict takes) and its parameters (shape, initial value, "
+        "label), all read from the neurons' definitions. With NAME: its documentation and equations. "
+        "Examples: adalif neurons; adalif neurons arlif; adalif neurons alif --import my_neurons.py",
+    )
+    parser.add_argument("name", nargs="?", default=None, help="a neuron: print its documentation and equations")
+    _import_argument(parser, "you want listed")
     return parser
 
 
@@ -103,6 +131,7 @@ def export_parser() -> ArgumentParser:
                         help="write the form that importers with narrower conventions reproduce: the neurons' input "
                         "resistance folded into the weights (r = 1), average pooling as sum pooling with 1/k^2 folded "
                         "into the next weights (for Norse and Sinabs; docs/analysis.md)")
+    _import_argument(parser, "the checkpoint")
     return parser
 
 
@@ -135,6 +164,7 @@ def report_parser() -> ArgumentParser:
                         "checkpoints (RUN_DIR/checkpoints/*.ckpt)")
     parser.add_argument("--out", default=None, help="the report folder (default: RUN_DIR/report)")
     parser.add_argument("--operations", type=bool, default=True, help="count operations and energy (needs the dataset)")
+    _import_argument(parser, "the run")
     return parser
 
 
@@ -192,10 +222,16 @@ def _base_config_arguments(parser: ArgumentParser, unit: str) -> None:
     parser.add_argument("--config", required=True, help="the base training config")
     parser.add_argument("--epochs", type=Optional[int], default=None, help=f"epochs per {unit} (default: the config's)")
     parser.add_argument("--output_dir", default=None, help="where the runs go (default: the config's output_dir)")
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="a .py file or a module that defines neurons of your own (repeatable), added to the "
+                        "config's imports: list")
 
 
 def _base_config(args):
-    return parse_config(["--config", args.config] + (["--output_dir", args.output_dir] if args.output_dir else []))
+    cfg = parse_config(["--config", args.config] + (["--output_dir", args.output_dir] if args.output_dir else [])
+                       + [f"--import={source}" for source in args.imports])
+    import_all(cfg.imports)  # before the study checks its neuron names
+    return cfg
 
 
 def figure_parser() -> ArgumentParser:
@@ -220,6 +256,7 @@ def figure_parser() -> ArgumentParser:
     parser.add_argument("--std", type=float, default=0.5, help="potentials: standard deviation of the inputs")
     parser.add_argument("--perturbation", type=float, default=0.1, help="potentials: standard deviation of the perturbation")
     parser.add_argument("--seed", type=int, default=0, help="potentials: random seed")
+    _import_argument(parser, "a checkpoint")
     return parser
 
 
@@ -232,6 +269,7 @@ def _figure(args) -> str:
     for name in ("std", "perturbation"):
         if getattr(args, name) < 0:
             raise ConfigError(f"{name}: expected a number >= 0, got {getattr(args, name)}")
+    import_all(args.imports)
     if args.kind == "raster":
         if not args.checkpoints or args.layer is None:
             raise ConfigError("figure raster: give one or more checkpoints and --layer")
@@ -247,7 +285,9 @@ def _figure(args) -> str:
 def _import_weights(args) -> str:
     from .train.run import import_weights
 
-    out = import_weights(args.state_dict, parse_config(["--config", args.config]), args.out, args.source, args.arch)
+    cfg = parse_config(["--config", args.config])
+    import_all(cfg.imports)
+    out = import_weights(args.state_dict, cfg, args.out, args.source, args.arch)
     return f"{args.state_dict} -> {out}"
 
 
@@ -286,12 +326,14 @@ def _eval(args) -> str:
     from .train.run import evaluate
 
     overrides = {k: v for k, v in (("data.root", args.data_root), ("trainer.accelerator", args.accelerator)) if v}
+    import_all(args.imports)
     return " ".join(f"{k} {v:.4f}" for k, v in evaluate(args.checkpoint, overrides).items())
 
 
 def _export_nir(args) -> str:
     from .train.run import export_nir
 
+    import_all(args.imports)
     return f"{args.checkpoint} -> {export_nir(args.checkpoint, args.out, args.dt, args.portable)}"
 
 
@@ -308,6 +350,7 @@ def _import_nir(args) -> str:
 def _report(args) -> str:
     from .experiments.report import write_report
 
+    import_all(args.imports)
     run_dir = args.run_dir
     if os.path.isfile(run_dir) and run_dir.endswith(".ckpt"):  # RUN_DIR/checkpoints/NAME.ckpt
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
@@ -333,6 +376,70 @@ def _heatmap(args) -> str:
     from .experiments.ablation import run_heatmap
 
     return f"heatmap: {run_heatmap(_base_config(args), args.alpha, args.beta, args.epochs)}"
+
+
+def _neurons(args) -> str:
+    from . import definitions
+
+    import_all(args.imports)
+    if args.name is not None:
+        try:
+            return _describe(definitions.get(args.name))
+        except ValueError as err:  # an unknown name: the list of names, and how to add one
+            raise ConfigError(str(err)) from err
+    lines = [f"{len(definitions.registered())} neurons (adalif neurons NAME: documentation and equations; "
+             "docs/neurons.md)"]
+    for name in definitions.registered():
+        d = definitions.get(name)
+        lines += ["", f"{name} ({d.class_name}), {_source(name)}", *_fields(d)]
+    return "\n".join(lines)
+
+
+def _source(name: str) -> str:
+    from .definitions import source_of
+
+    kind, location = source_of(name)
+    return {"adalif": "built in", "file": f"from {location}", "module": f"from module {location}",
+            "entry point": f"from the installed package entry point {location}",
+            "python": f"registered by {location}"}[kind]
+
+
+def _fields(d) -> List[str]:
+    """A definition's options and parameters, as ``adalif neurons`` shows them."""
+    import inspect
+
+    inits = {f"{p.name}_init" for p in d.parameters if not callable(p.init)}  # shown with their parameters
+    options = [f"{k}={v.default!r}" for k, v in inspect.signature(d.module_class()).parameters.items()
+               if k not in ("backend", "num_channels", "T", *inits)]
+    lines = [f"  options: {', '.join(options) or '(none)'}"]
+    if d.parameters:
+        def one(p) -> str:
+            init = "random" if callable(p.init) else f"{p.init:g}"
+            learnable = "" if p.learnable is True else ", fixed" if p.learnable is False else ", learnable by options"
+            return p.name + (f" = {p.label}" if p.label != p.name else "") + f" [per {p.per}, init {init}{learnable}]"
+        lines.append("  parameters: " + "; ".join(one(p) for p in d.parameters))
+    elif d.labels:
+        lines.append("  parameters (as tracked): " + "; ".join(f"{k} = {v}" for k, v in d.labels.items()))
+    else:
+        lines.append("  parameters: (none learned)")
+    return lines
+
+
+def _describe(d) -> str:
+    """``adalif neurons NAME``: the definition's documentation, its options and parameters, and the
+    equations (the docstrings of the step function and of its module)."""
+    import inspect
+
+    step_module = sys.modules.get(d.step.__module__)
+    parts = [f"{d.name} ({d.class_name}), {_source(d.name)}", "", d.doc or inspect.getdoc(d.module_class()) or "", "",
+             *_fields(d), f"  operations per neuron per step: "
+             + (", ".join(f"{k} {v}" for k, v in d.ops.items()) or "(not declared)"),
+             f"  NIR: {d.nir if isinstance(d.nir, str) else 'exported as a NIR LIF node'}"]
+    for title, doc in ((f"step: {d.step.__module__}.{getattr(d.step, '__qualname__', d.step)}", inspect.getdoc(d.step)),
+                       (f"equations: module {d.step.__module__}", step_module and inspect.getdoc(step_module))):
+        if doc:
+            parts += ["", title, doc]
+    return "\n".join(parts).strip()
 
 
 class Command(NamedTuple):
@@ -365,6 +472,8 @@ COMMANDS: Dict[str, Command] = {
                        _heatmap),
     "figure": Command("AR-LIF's Figure 1(b) spike rasters or 1(c) potential distributions", _parsed_by(figure_parser),
                       _figure),
+    "neurons": Command("list every neuron (built in, --import, installed) or document one", _parsed_by(neurons_parser),
+                       _neurons),
 }
 
 

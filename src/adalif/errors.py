@@ -8,7 +8,7 @@ built-in exception it refines, so ``except ValueError`` (or ``FileNotFoundError`
 from __future__ import annotations
 
 __all__ = ["UserError", "ConfigError", "MissingFileError", "ExistingRunError", "DatasetFileError", "CorruptFileError",
-           "UnsafeFileError"]
+           "UnsafeFileError", "NeuronImportError"]
 
 
 class UserError(Exception):
@@ -43,3 +43,9 @@ class CorruptFileError(UserError, ValueError):
 class UnsafeFileError(UserError, ValueError):
     """A file asks to run code that no file of its kind holds (a crafted pickle); nothing of it was
     run. The message names the file and what it asked for (:mod:`adalif.safe_load`)."""
+
+
+class NeuronImportError(UserError, ImportError):
+    """A module of neurons (``--import``, a config's ``imports:``, an installed package's entry point)
+    failed to import or registers no neuron, or a checkpoint's neuron is not registered; the message
+    names the module and what to pass (:mod:`adalif.definitions.sources`)."""

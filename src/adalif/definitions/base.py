@@ -25,7 +25,8 @@ from ..functional.checks import check_choice
 from ..functional.loop import Dynamics, StepFunction
 from ..surrogate import get_surrogate
 
-__all__ = ["Parameter", "NeuronDefinition", "register", "get", "registered", "definition_of"]
+__all__ = ["Parameter", "NeuronDefinition", "Source", "register", "get", "registered", "definition_of", "source_of",
+           "load_plugins", "ENTRY_POINT_GROUP"]
 
 #: Where a parameter lives: one value per layer; one per channel (one per layer when the neuron is
 #: built with ``granularity="layer"``); one per time step and channel (``[T, C]``, or ``[T]``).
@@ -44,7 +45,8 @@ class Parameter:
     required with ``constrain`` and a float ``init`` (a definition without it is refused, and the
     module checks that ``constrain(inverse(init))`` reads back ``init``). ``learnable``: a bool, or
     a function of the options (a gate that a flag freezes). ``weight_decay`` and ``lr_scale`` are
-    what the optimiser gives this parameter."""
+    what the optimiser gives this parameter. ``label``: how reports and ``adalif neurons`` name
+    it, the symbol and its meaning (``"α (spatial decay)"``); default: the name."""
 
     name: str
     init: Union[float, Callable[[Tuple[int, ...], Mapping[str, Any]], torch.Tensor]]
@@ -55,9 +57,12 @@ class Parameter:
     weight_decay: bool = True
     lr_scale: float = 1.0
     doc: str = ""
+    label: str = ""
 
     def __post_init__(self) -> None:
         check_choice(self.per, PER, f"Parameter({self.name!r}).per")
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,11 @@ class NeuronDefinition:
       the neuron has no NIR node.
     * ``module``: a hand-written module class (the built-in neurons); None derives one.
     * ``track``: ``module -> {name: float}``, what the parameter tracker logs (default: the mean of
-      each parameter's value). ``initialize(module)``: runs after the parameters are made (random
-      initial values, say).
+      each parameter's value); ``labels``: the readable names of tracked values that are not
+      :class:`Parameter` records (a hand-written module's), by key (:meth:`label`).
+      ``initialize(module)``: runs after the parameters are made (random initial values, say).
+    * ``doc``: what the neuron is, for ``adalif neurons NAME`` (default: the module class's
+      docstring); the equations shown there are the docstring of the step function's module.
     """
 
     name: str
@@ -96,6 +104,7 @@ class NeuronDefinition:
     granularity: str = "layer"
     module: Optional[type] = None
     track: Optional[Callable[[nn.Module], Dict[str, float]]] = None
+    labels: Mapping[str, str] = field(default_factory=dict)
     initialize: Optional[Callable[[nn.Module], None]] = None
     doc: str = ""
     #: False for a neuron whose output is a potential, not spikes (a leaky-integrator readout).
@@ -150,8 +159,33 @@ class NeuronDefinition:
             return self.track(module)
         return {p.name: float(getattr(module, p.name).detach().float().mean()) for p in self.parameters}
 
+    def label(self, key: str) -> str:
+        """The readable name of the tracked value ``key`` (``param/<layer>/<key>``): ``labels[key]``,
+        else the label of the parameter of that name, else the key itself."""
+        if key in self.labels:
+            return self.labels[key]
+        return next((p.label for p in self.parameters if p.name == key), key)
+
 
 _REGISTRY: Dict[str, NeuronDefinition] = {}
+#: Where each neuron that is not adalif's own came from (recorded when it was imported through
+#: :func:`adalif.definitions.import_neurons` or an entry point).
+_SOURCES: Dict[str, "Source"] = {}
+#: The entry-point group through which installed packages add neurons (docs/neurons.md).
+ENTRY_POINT_GROUP = "adalif.neurons"
+_PLUGINS_LOADED: set = set()
+_ENTRY_POINTS: Optional[tuple] = None  # found once per process (a scan of every installed package)
+
+
+class Source(NamedTuple):
+    """Where a registered neuron was defined. ``kind``: ``adalif`` (built in), ``file`` (``location``
+    is its absolute path), ``module`` (an importable module's name), ``entry point`` (an installed
+    package's, ``location`` is ``module:object (distribution)``), ``python`` (registered by code run
+    some other way: a script, a notebook; ``location`` is the module's name, ``__main__`` for a
+    script)."""
+
+    kind: str
+    location: str
 
 
 def register(definition: NeuronDefinition, replace: bool = False) -> NeuronDefinition:
@@ -167,12 +201,78 @@ def register(definition: NeuronDefinition, replace: bool = False) -> NeuronDefin
 
 def get(name: str) -> NeuronDefinition:
     if name not in _REGISTRY:
-        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {registered()}")
+        load_plugins()  # an installed package's neuron, the first time an unknown name is asked for
+    if name not in _REGISTRY:
+        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {registered()} (a neuron of your own: "
+                         f"--import FILE.py or MODULE; adalif neurons lists them)")
     return _REGISTRY[name]
 
 
 def registered() -> List[str]:
+    """Every registered neuron's name: adalif's, those imported, and those of installed packages
+    (their entry points are loaded by the first call)."""
+    load_plugins()
     return sorted(_REGISTRY)
+
+
+def source_of(name: str) -> Source:
+    """Where the registered neuron ``name`` was defined (:class:`Source`)."""
+    if name in _SOURCES:
+        return _SOURCES[name]
+    module = _code_module(get(name))
+    return Source("adalif" if module.split(".")[0] == "adalif" else "python", module)
+
+
+def _record_sources(before: Mapping[str, NeuronDefinition], module_name: str, source: Source) -> List[str]:
+    """The neurons that an import of ``module_name`` defined: those registered since ``before``
+    (recorded as coming from ``source``), or, when nothing new was registered because the module had
+    been imported earlier, those whose step or module class lives in it or its submodules."""
+    new = [n for n, d in _REGISTRY.items() if before.get(n) is not d]
+    for n in new:
+        _SOURCES[n] = source
+    if new:
+        return new
+    return [n for n, d in _REGISTRY.items() if _code_module(d) == module_name
+            or _code_module(d).startswith(module_name + ".")]
+
+
+def _code_module(d: NeuronDefinition) -> str:
+    return (d.module or d.step).__module__
+
+
+def load_plugins() -> None:
+    """Import every installed package's neurons: the entry points of the group ``adalif.neurons``
+    (``name = module`` or ``name = module:DEFINITION``; a NeuronDefinition that the entry point names
+    is registered if its module did not), found once per process. Each loads once; one that fails to
+    import, or registers nothing, raises :class:`~adalif.errors.NeuronImportError` naming it (each
+    time it is tried)."""
+    global _ENTRY_POINTS
+    from ..errors import NeuronImportError
+
+    if _ENTRY_POINTS is None:
+        from importlib.metadata import entry_points
+
+        _ENTRY_POINTS = tuple(entry_points(group=ENTRY_POINT_GROUP))
+    for ep in _ENTRY_POINTS:
+        key = (ep.name, ep.value)
+        if key in _PLUGINS_LOADED:
+            continue
+        _PLUGINS_LOADED.add(key)  # a plugin that asks for the registry while it loads does not load twice
+        dist = getattr(getattr(ep, "dist", None), "name", None) or "an installed package"
+        where = f"entry point {ep.name} = {ep.value} of {dist} (group {ENTRY_POINT_GROUP})"
+        before = dict(_REGISTRY)
+        try:
+            loaded = ep.load()
+            if isinstance(loaded, NeuronDefinition):
+                register(loaded)
+        except Exception as err:  # the plugin's own code: say which plugin, and what went wrong
+            _PLUGINS_LOADED.discard(key)
+            raise NeuronImportError(f"{where}: failed: {type(err).__name__}: {err}; fix the package or uninstall "
+                                    f"it (pip uninstall {dist})") from err
+        if not _record_sources(before, ep.module, Source("entry point", f"{ep.value} ({dist})")):
+            _PLUGINS_LOADED.discard(key)
+            raise NeuronImportError(f"{where}: registers no neuron (it should call adalif.definitions.register, "
+                                    f"or name a NeuronDefinition)")
 
 
 def definition_of(module: nn.Module) -> NeuronDefinition:

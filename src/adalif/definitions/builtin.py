@@ -36,13 +36,14 @@ LIF_DEFINITION = register(NeuronDefinition(
 ))
 PLIF_DEFINITION = register(NeuronDefinition(
     name="plif", class_name="PLIF", options=F.LIFParameters, state=F.LIFState, step=F.lif_step, module=PLIF,
-    ops={"mul": 1, "add": 2}, nir=_lif_decays, track=lambda m: {"tau": m.tau},
+    ops={"mul": 1, "add": 2}, nir=_lif_decays, track=lambda m: {"tau": m.tau}, labels={"tau": "τ (time constant)"},
 ))
 DALIF_DEFINITION = register(NeuronDefinition(
     name="dalif", class_name="DALIF", options=F.DALIFParameters, state=F.LIFState, step=F.dalif_step, module=DALIF,
     # input and potential scaled (two multiplies), one add
     ops={"mul": 2, "add": 1}, nir=_dalif_decays, granularity="layer",
     track=lambda m: {"alpha": float(m.alpha.detach().mean()), "beta": float(m.beta.detach().mean())},
+    labels={"alpha": "α (spatial decay)", "beta": "β (temporal decay)"},
 ))
 ARLIF_DEFINITION = register(NeuronDefinition(
     name="arlif", class_name="ARLIF", options=F.ARLIFParameters, state=F.ARLIFState, step=F.arlif_step, module=ARLIF,
@@ -50,4 +51,6 @@ ARLIF_DEFINITION = register(NeuronDefinition(
     ops={"mul": 7, "add": 8, "transcendental": 4},
     nir="AR-LIF's adaptive reset and input-dependent threshold have no NIR node",
     track=lambda m: {"tanh_a": float(torch.tanh(m.a.detach())), "c": float(m.c.detach())},
+    # theta_t = V_th + tanh(a) tanh(X_t); the memory's leak gates are sigma(c X_t) (docs/neurons.md, AR-LIF)
+    labels={"tanh_a": "tanh(a) (threshold amplitude)", "c": "c (leak-gate input scale)"},
 ))

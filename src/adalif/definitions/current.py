@@ -63,10 +63,10 @@ def cuba_li_step(x: torch.Tensor, state: CubaState, p) -> StepOutput:
     return StepOutput(h, CubaState(h, i), h)
 
 
-_MEMBRANE = (Parameter("mem_decay", 0.5, per="channel", doc="beta = 1 - dt/tau_mem"),
-             Parameter("mem_gain", 0.5, per="channel", doc="alpha = dt R/tau_mem"))
-_SYNAPSE = (Parameter("syn_decay", 0.5, per="channel", doc="a = 1 - dt/tau_syn"),
-            Parameter("syn_gain", 0.5, per="channel", doc="g = dt w_in/tau_syn"))
+_MEMBRANE = (Parameter("mem_decay", 0.5, per="channel", doc="beta = 1 - dt/tau_mem", label="β (membrane decay)"),
+             Parameter("mem_gain", 0.5, per="channel", doc="alpha = dt R/tau_mem", label="α (membrane gain)"))
+_SYNAPSE = (Parameter("syn_decay", 0.5, per="channel", doc="a = 1 - dt/tau_syn", label="a (synaptic decay)"),
+            Parameter("syn_gain", 0.5, per="channel", doc="g = dt w_in/tau_syn", label="g (synaptic gain)"))
 _NO_EXPORT = "exported back to NIR: not built yet"
 
 CUBA_LIF = register(NeuronDefinition(

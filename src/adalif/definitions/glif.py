@@ -97,21 +97,23 @@ def _randomize_gates(module) -> None:
                 raw.neg_()
 
 
-def _gate(name: str, value: float) -> Parameter:
+def _gate(name: str, value: float, label: str) -> Parameter:
     return Parameter(name, value, per="channel", constrain=torch.sigmoid, inverse=_logit,
                      learnable=lambda o: not o["static_gate"], weight_decay=False, lr_scale=0.1,
-                     doc="gate, initially 0.5 + (p - 0.5) / 2 for the official p")
+                     doc="gate, initially 0.5 + (p - 0.5) / 2 for the official p", label=label)
 
 
-def _lif(name: str, value: float, per: str = "channel") -> Parameter:
-    return Parameter(name, value, per=per, constrain=torch.sigmoid, inverse=_logit, weight_decay=False)
+def _lif(name: str, value: float, label: str, per: str = "channel") -> Parameter:
+    return Parameter(name, value, per=per, constrain=torch.sigmoid, inverse=_logit, weight_decay=False, label=label)
 
 
 GLIF = register(NeuronDefinition(
     name="glif", class_name="GLIF", options=GLIFOptions, state=GLIFState, step=glif_step,
     parameters=(
-        _gate("alpha", 0.55), _gate("beta", 0.65), _gate("gamma", 0.55),
-        _lif("tau", 0.25), _lif("Vth", 0.5), _lif("leak", 0.0625), _lif("reVth", 0.5), _lif("conduct", 0.5, "step"),
+        _gate("alpha", 0.55, "α (leak gate)"), _gate("beta", 0.65, "β (integration gate)"),
+        _gate("gamma", 0.55, "γ (reset gate)"), _lif("tau", 0.25, "τ (membrane decay)"),
+        _lif("Vth", 0.5, "V_th (threshold)"), _lif("leak", 0.0625, "V_l (leak)"),
+        _lif("reVth", 0.5, "V_r (soft-reset amount)"), _lif("conduct", 0.5, "g (conductance)", "step"),
     ),
     granularity="channel", initialize=_randomize_gates,
     # I: 2 sub, 2 mul; U: decay 3 mul + 2 sub, reset gate 2 mul + 1 sub, leak 1 mul + 1 sub, soft reset 2 mul

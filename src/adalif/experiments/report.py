@@ -17,7 +17,7 @@ import html
 import json
 import os
 import re
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from ..errors import UnsafeFileError
 
@@ -106,9 +106,15 @@ def _series(epochs, key) -> Tuple[List[int], List[float]]:
     return xs, [epochs[e][key] for e in xs]
 
 
-# Readable names of the tracked parameters (``param/<layer>/<name>``), for the y axes.
-PARAMETER_LABELS = {"alpha": "α (spatial decay)", "beta": "β (temporal decay)", "tau": "τ (time constant)",
-                    "tanh_a": "tanh(a) (reset memory)", "c": "c (threshold scale)", "decay": "decay"}
+def parameter_labels(summary: dict, run_dir: str) -> Callable[[str], str]:
+    """``key -> readable name`` of the tracked parameters (``param/<layer>/<key>``), for the y axes:
+    the labels of the run's neurons' definitions (:meth:`adalif.definitions.NeuronDefinition.label`),
+    the key itself where none has one. A neuron that is not registered (one of your own, without
+    ``--import``) is a one-line error naming its module."""
+    from ..train.run import run_neurons
+
+    definitions = run_neurons(summary.get("config", {}), summary.get("neuron_sources"), f"report: run {run_dir!r}")
+    return lambda key: next((d.label(key) for d in definitions if d.label(key) != key), key)
 
 
 def _run_label(run_dir: str) -> str:
@@ -125,6 +131,7 @@ def write_report(run_dir: str, out_dir: Optional[str] = None, operations: bool =
     model = summary.get("config", {}).get("model", {})
     neuron = model.get("neuron", "")
     neuron = neuron.get("name", "") if isinstance(neuron, dict) else neuron
+    label = parameter_labels(summary, run_dir)
     blocks: List[Tuple[str, object]] = [("h1", f"Report: {_run_label(run_dir)}")]
     blocks.append(("table", (["", "value"], [
         ["dataset", f"{data.get('name', '?')} (T = {data.get('T', '?')})"],
@@ -192,15 +199,16 @@ def write_report(run_dir: str, out_dir: Optional[str] = None, operations: bool =
                     xs, ys = _series(epochs, key)
                     ax.plot(xs, ys, label=key[len("param/"):].rsplit("/", 1)[0], **_style(i, len(keys_)))
                 ax.set_xlabel("epoch")
-                ax.set_ylabel(PARAMETER_LABELS.get(kind, kind))
-                ax.set_title(PARAMETER_LABELS.get(kind, kind).split(" (")[0])
+                ax.set_ylabel(label(kind))
+                ax.set_title(label(kind).split(" (")[0])
             axes[0].legend(title="layer", fontsize=7) if len(kinds) == 1 else None
 
         _figure(out, "parameters.png", "learned neuron parameters per layer (end of each epoch)", tracking,
                 panels=len(kinds), columns=min(len(kinds), 2), legend_below="layer" if len(kinds) > 1 else False)
         blocks.append(("image", "parameters.png"))
-    blocks.append(("text", "One panel per parameter, one line per layer: DA-LIF α and β (mean over channels), AR-LIF "
-                           "tanh(a) and c, PLIF τ, at the end of each epoch. Data: `parameters.csv`." if params
+    blocks.append(("text", "One panel per learned parameter, named as the neuron's definition labels it (DA-LIF α and "
+                           "β, AR-LIF tanh(a) and c, PLIF τ, ...), one line per layer (a parameter per channel: its "
+                           "mean), at the end of each epoch. Data: `parameters.csv`." if params
                    else "This run's neurons learn no parameter."))
 
     if operations:

@@ -71,7 +71,8 @@ def neuron_factory(spec: NeuronSpec, T: Optional[int] = None) -> NeuronFactory:
         name, defaults = PRESETS[name]
         kwargs = {**defaults, **kwargs}
     if name not in definitions.registered():
-        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {neuron_names()}")
+        raise ValueError(f"neuron: unknown neuron {name!r}; expected one of {neuron_names()} (a neuron of your own: "
+                         f"--import FILE.py or MODULE; adalif neurons lists them)")
     d = definitions.get(name)
     cls = d.module_class()
     allowed = set(inspect.signature(cls).parameters)

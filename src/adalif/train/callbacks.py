@@ -12,7 +12,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from .. import __version__
 from ..analysis import FiringRateMonitor
-from ..definitions import definition_of
+from ..definitions import definition_of, source_of
 from ..files import replaced_atomically
 from ..neurons import Neuron
 from ..safe_load import load_torch
@@ -63,10 +63,24 @@ def plain(value: Any) -> Any:
     return value
 
 
+def neuron_sources(model: torch.nn.Module) -> Dict[str, Dict[str, str]]:
+    """Where each neuron of ``model`` that is not adalif's own was defined, by neuron name:
+    ``{"kind": "file", "location": "/abs/my_neurons.py"}`` (:class:`adalif.definitions.Source`)."""
+    sources = {}
+    for m in neuron_layers(model).values():
+        name = definition_of(m).name
+        source = source_of(name)
+        if source.kind != "adalif":
+            sources[name] = dict(source._asdict())
+    return sources
+
+
 class RunMetadata(L.Callback):
-    """Records the adalif version, git commit, resolved config and every neuron's
-    hyper-parameters in each checkpoint (``checkpoint["adalif"]``) and in the loggers'
-    hyper-parameters (``hparams.yaml`` of the CSV log, TensorBoard's HParams)."""
+    """Records the adalif version, git commit, resolved config, every neuron's hyper-parameters
+    and where the neurons that are not adalif's own were defined (``neuron_sources``, names only:
+    nothing recorded is imported when the checkpoint is opened) in each checkpoint
+    (``checkpoint["adalif"]``) and in the loggers' hyper-parameters (``hparams.yaml`` of the CSV
+    log, TensorBoard's HParams)."""
 
     def __init__(self, config: Dict[str, Any]) -> None:
         self.config = plain(config)
@@ -78,6 +92,7 @@ class RunMetadata(L.Callback):
             "git_commit": self.commit,
             "config": self.config,
             "neurons": {name: f"{type(m).__name__}({m.extra_repr()})" for name, m in neuron_layers(pl_module).items()},
+            "neuron_sources": neuron_sources(pl_module),
         }
 
     def on_fit_start(self, trainer, pl_module) -> None:

@@ -25,8 +25,8 @@ from ..files import replaced_atomically
 from ..compat.arlif_official import convert_state_dict, load_official_state_dict
 from ..data import registry
 from ..safe_load import load_torch
-from .callbacks import AtomicCheckpointIO, FiringRates, ParameterTracker, RunMetadata
-from .config import LOGGERS, RunConfig, config_from_dict, validate
+from .callbacks import AtomicCheckpointIO, FiringRates, ParameterTracker, RunMetadata, neuron_sources
+from .config import LOGGERS, RunConfig, config_from_dict, import_all, validate
 from .datamodule import SpikingDataModule
 from .module import SpikingClassifier
 
@@ -133,6 +133,8 @@ def build(cfg: RunConfig):
 def train(cfg: RunConfig, callbacks=()) -> Summary:
     """Train, evaluate every epoch on the test split, and write ``summary.json`` in the run directory.
     ``callbacks``: extra Lightning callbacks."""
+    if cfg.resume:  # before validating: a checkpoint's neuron that is missing names its module
+        _require_resumed_neurons(cfg)
     validate(cfg)
     cfg = replace(cfg, data=replace(cfg.data, options=registry.explicit_options(cfg.data.name, cfg.data.options)))
     start = time.perf_counter()
@@ -166,7 +168,8 @@ def train(cfg: RunConfig, callbacks=()) -> Summary:
     if trainer.is_global_zero:
         tmp = os.path.join(run_dir, "summary.json.tmp")
         with open(tmp, "w") as fh:
-            json.dump({**summary._asdict(), "config": config, "accuracy_by_epoch": history}, fh, indent=2)
+            json.dump({**summary._asdict(), "config": config, "accuracy_by_epoch": history,
+                       "neuron_sources": neuron_sources(module.model)}, fh, indent=2)
         os.replace(tmp, os.path.join(run_dir, "summary.json"))
     return summary
 
@@ -237,15 +240,47 @@ class _History(L.Callback):
         self.accuracies = {int(k): v for k, v in state["accuracies"].items()}
 
 
+def run_neurons(config: Dict[str, Any], sources: Optional[Dict[str, Any]], what: str) -> list:
+    """The definitions of the neurons that a recorded run uses (its config's neuron first, a preset
+    as the neuron it configures, then those of ``sources``, the record of
+    :func:`~adalif.train.callbacks.neuron_sources`). A neuron that is not registered is a one-line
+    :class:`~adalif.errors.NeuronImportError` naming the module that defined it and the --import to
+    pass: nothing that a checkpoint or summary names is imported (docs/training.md, Security)."""
+    from ..definitions import require_neuron
+    from ..models.registry import PRESETS
+
+    sources = sources if isinstance(sources, dict) else {}
+    spec = (config.get("model") or {}).get("neuron") if isinstance(config, dict) else None
+    name = spec.get("name") if isinstance(spec, dict) else spec
+    names = [str(name).lower()] if isinstance(name, str) else []
+    names = [PRESETS[n][0] if n in PRESETS else n for n in names]
+    return [require_neuron(n, sources.get(n), what) for n in dict.fromkeys([*names, *sources])]
+
+
+def _require_resumed_neurons(cfg: RunConfig) -> None:
+    import_all(cfg.imports)
+    path = os.path.join(cfg.output_dir, run_name(cfg), "checkpoints", "last.ckpt") if cfg.resume == "last" else cfg.resume
+    if os.path.isfile(path):  # a missing file is _resume_path's error
+        checkpoint = load_torch(path, "resume: checkpoint", mmap=True)
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get("adalif"), dict):
+            meta = checkpoint["adalif"]
+            run_neurons(meta.get("config", {}), meta.get("neuron_sources"), f"resume: checkpoint {path!r}")
+
+
 def load_checkpoint(checkpoint: str, overrides: Optional[Dict[str, Any]] = None, check_files: bool = True):
     """``(SpikingClassifier, RunConfig)`` of an adalif checkpoint, with the config it recorded
-    (``check_files=False``: without requiring the dataset's files, for what needs the network only)."""
+    (``check_files=False``: without requiring the dataset's files, for what needs the network only).
+    Its neurons must be registered (adalif's own, ``--import``, installed packages): the modules it
+    records are named in the error, never imported (:func:`run_neurons`)."""
     if not os.path.isfile(checkpoint):
         raise MissingFileError(f"checkpoint: {checkpoint!r} does not exist")
     ckpt = load_torch(checkpoint, "checkpoint:")  # weights_only: a checkpoint from elsewhere never runs code
     if not isinstance(ckpt, dict) or "adalif" not in ckpt:
         raise ConfigError(f"checkpoint: {checkpoint!r} was not written by `adalif train` (no 'adalif' metadata)")
-    cfg = validate(config_from_dict(ckpt["adalif"]["config"], overrides or {}), check_files=check_files)
+    meta = ckpt["adalif"]
+    run_neurons(meta["config"], meta.get("neuron_sources"), f"checkpoint {checkpoint!r}")
+    config = {**meta["config"], "imports": []}  # what the checkpoint names is not imported
+    cfg = validate(config_from_dict(config, overrides or {}), check_files=check_files)
     _, module = build(cfg)
     module.load_state_dict(ckpt["state_dict"])
     return module, cfg
