@@ -364,6 +364,14 @@ def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, cap
         f"{100 * paired_test(per_seed['clif'], per_seed['lif']).difference:+.2f}")
     assert os.path.isfile(tmp_path / "neurons" / "accuracy.png")
     assert os.path.isfile(tmp_path / "neurons" / "comparison" / "comparison.md")
+    # adalif compare of the same runs groups them by variant and tests against the baseline too.
+    runs = [str(tmp_path / "neurons" / f"{n}_s{s}") for n in ("clif", "lif") for s in (0, 1)]
+    assert main(["compare", *runs, "--out", str(tmp_path / "cmp"), "--baseline", "lif"]) == 0
+    md = open(tmp_path / "cmp" / "comparison.md").read()
+    assert "| lif | 2 | " + describe(summarise(list(per_seed["lif"].values()))) + " | baseline |" in md
+    assert rows["clif"][2] in md and os.path.isfile(tmp_path / "cmp" / "accuracy.png")
+    assert main(["compare", *runs, "--out", str(tmp_path / "cmp"), "--baseline", "nope"]) == 2
+    assert "baseline: got 'nope'" in capsys.readouterr().err
     assert main(["ablate", "neurons", "--config", "configs/digits_dalif.yaml", "--neurons", "lif,nope",
                  "--output_dir", str(tmp_path)]) == 2
     assert "neurons: unknown neuron 'nope'" in capsys.readouterr().err

@@ -178,6 +178,9 @@ def compare_parser() -> ArgumentParser:
     )
     parser.add_argument("runs", nargs="+", help="run directories written by adalif train")
     parser.add_argument("--out", required=True, help="the folder to write")
+    parser.add_argument("--baseline", type=Optional[str], default=None,
+                        help="runs named VARIANT_sSEED (as adalif ablate writes them) are grouped by variant: mean, "
+                        "95 %% confidence interval and a paired t-test against this variant (default: the first)")
     return parser
 
 
@@ -197,7 +200,14 @@ def ablate_parser() -> ArgumentParser:
     _base_config_arguments(parser, "variant")
     parser.add_argument("--neurons", type=Optional[str], default=None,
                         help="neurons study: comma-separated neuron names (default lif,plif,dalif,arlif,clif,glif)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant: the config's seed, seed + 1, ...")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per variant: the config's seed, seed + 1, ...; with "
+                        "2 or more the table gives each variant's 95 %% confidence interval and a paired t-test against "
+                        "the baseline over the same seeds")
+    parser.add_argument("--baseline", type=Optional[str], default=None,
+                        help="the variant the others are tested against (default: lif for neurons, hard_reset for "
+                        "arlif-reset, fixed_lif for dalif-decays)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs trained at once, each in a process of its own on one thread (2 on 2 cores)")
     parser.add_argument("--energy", type=bool, default=True, help="count operations and energy of each variant")
     return parser
 
@@ -361,7 +371,7 @@ def _report(args) -> str:
 def _compare(args) -> str:
     from .experiments.report import write_comparison
 
-    out = write_comparison(args.runs, args.out)
+    out = write_comparison(args.runs, args.out, args.baseline)
     return f"comparison of {len(args.runs)} runs in {out}/comparison.md and {out}/comparison.html"
 
 
@@ -369,7 +379,9 @@ def _ablate(args) -> str:
     from .experiments.ablation import run_ablation
 
     neurons = [n.strip() for n in args.neurons.split(",") if n.strip()] if args.neurons is not None else None
-    return f"ablation table: {run_ablation(args.study, _base_config(args), args.epochs, args.seeds, args.energy, neurons)}"
+    path = run_ablation(args.study, _base_config(args), args.epochs, args.seeds, args.energy, neurons, args.baseline,
+                        args.jobs)
+    return f"ablation table: {path}"
 
 
 def _heatmap(args) -> str:

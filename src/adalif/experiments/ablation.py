@@ -125,7 +125,7 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
 
     from .. import definitions
     from ..errors import ConfigError
-    from .report import checkpoint_operations, read_metrics, write_comparison
+    from .report import accuracy_chart, checkpoint_operations, read_metrics, write_comparison
     from .statistics import describe, describe_paired, paired_test, summarise
 
     if study not in STUDIES:
@@ -204,7 +204,7 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
                          f"difference to {baseline}", "p (paired t-test)", "last acc mean", "mean firing rate",
                          "energy uJ", "neuron parameters", "s per epoch", "learned", "best acc per seed"])
         writer.writerows(csv_rows)
-    _accuracy_chart(folder, accuracy, baseline)
+    accuracy_chart(folder, accuracy, baseline)
     if study == "neurons":  # the comparison chart: per-layer firing rates of the first seed's runs
         write_comparison(first_runs, os.path.join(folder, "comparison"))
     path = os.path.join(folder, "ablation.md")
@@ -212,27 +212,6 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
         fh.write(text)
     os.replace(path + ".tmp", path)
     return path
-
-
-def _accuracy_chart(folder: str, accuracy: Dict[str, Dict[int, float]], baseline: str) -> None:
-    """``accuracy.png``: every seed's best accuracy per variant (points), with the mean and its 95 %
-    confidence interval (a bar), so that the spread is seen, not only the mean."""
-    from .report import _figure
-    from .statistics import summarise
-
-    def draw(ax):
-        for i, (variant, by_seed) in enumerate(accuracy.items()):
-            values = [100 * v for v in by_seed.values()]
-            ax.scatter([i] * len(values), values, s=14, alpha=0.6, color="C0" if variant != baseline else "C3",
-                       label="a seed" if i == 0 else None)
-            summary = summarise(values)
-            error = None if summary.std is None else [[summary.mean - summary.low], [summary.high - summary.mean]]
-            ax.errorbar([i + 0.15], [summary.mean], yerr=error, fmt="_", color="k", capsize=4,
-                        label="mean, 95 % CI" if i == 0 else None)
-        ax.set_xticks(range(len(accuracy)), list(accuracy), rotation=30, ha="right")
-        ax.set_ylabel("best test accuracy (%)")
-        ax.legend(fontsize=8)
-    _figure(folder, "accuracy.png", f"accuracy over seeds (baseline {baseline} in red)", draw)
 
 
 def run_heatmap(cfg, alphas: List[float], betas: List[float], epochs: Optional[int] = None) -> str:

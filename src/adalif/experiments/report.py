@@ -217,7 +217,7 @@ def write_report(run_dir: str, out_dir: Optional[str] = None, operations: bool =
     return out
 
 
-def write_comparison(run_dirs: List[str], out: str) -> str:
+def write_comparison(run_dirs: List[str], out: str, baseline: Optional[str] = None) -> str:
     """Runs side by side in ``out``: one table (dataset, model and neuron, accuracy best and last,
     mean firing rate, wall time), the test loss and accuracy of every run over the epochs in one
     figure, and a grouped bar chart of every layer's firing rate per run (AR-LIF's Figure 2 is this
@@ -250,6 +250,7 @@ def write_comparison(run_dirs: List[str], out: str) -> str:
     if len(set(datasets)) > 1:
         blocks.append(("text", "**These runs use different datasets** (" + ", ".join(dict.fromkeys(datasets))
                                + "): their accuracies are not comparable."))
+    blocks += _seed_statistics(run_dirs, summaries, out, baseline)
 
     def curves(axes):
         for ax, (key, unit, scale) in zip(axes, (("val/loss", "test loss", 1.0), ("val/acc", "test accuracy (%)", 100.0))):
@@ -283,6 +284,60 @@ def write_comparison(run_dirs: List[str], out: str) -> str:
                            "where a run has no such layer)."))
     _write_outputs(out, blocks, "comparison")
     return out
+
+
+def accuracy_chart(folder: str, accuracy: Dict[str, Dict[int, float]], baseline: str) -> None:
+    """``accuracy.png``: every seed's best accuracy per variant (points), with the mean and its 95 %
+    confidence interval (a bar), so that the spread is seen, not only the mean."""
+    from .statistics import summarise
+
+    def draw(ax):
+        for i, (variant, by_seed) in enumerate(accuracy.items()):
+            values = [100 * v for v in by_seed.values()]
+            ax.scatter([i] * len(values), values, s=14, alpha=0.6, color="C0" if variant != baseline else "C3",
+                       label="a seed" if i == 0 else None)
+            summary = summarise(values)
+            error = None if summary.std is None else [[summary.mean - summary.low], [summary.high - summary.mean]]
+            ax.errorbar([i + 0.15], [summary.mean], yerr=error, fmt="_", color="k", capsize=4,
+                        label="mean, 95 % CI" if i == 0 else None)
+        ax.set_xticks(range(len(accuracy)), list(accuracy), rotation=30, ha="right")
+        ax.set_ylabel("best test accuracy (%)")
+        ax.legend(fontsize=8)
+    _figure(folder, "accuracy.png", f"accuracy over seeds (baseline {baseline} in red)", draw)
+
+
+def _seed_statistics(run_dirs: List[str], summaries: List[dict], out: str,
+                     baseline: Optional[str]) -> List[Tuple[str, object]]:
+    """Runs named ``<variant>_s<seed>`` (as ``adalif ablate`` writes them) grouped by variant: per
+    variant the best accuracy's mean, std and 95 % confidence interval over its seeds, and a paired
+    t-test against ``baseline`` (default: the first variant) over the seeds both ran, with
+    ``accuracy_over_seeds.csv`` and ``accuracy.png`` (every seed). Nothing when no variant has two
+    seeds."""
+    from .statistics import describe, describe_paired, paired_test, seeds_of, summarise
+
+    labels = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
+    best = dict(zip(labels, (s["best_acc"] for s in summaries)))
+    groups = seeds_of(labels)
+    if max(len(g) for g in groups.values()) < 2:
+        return []
+    if baseline is not None and baseline not in groups:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"baseline: got {baseline!r}, expected one of the variants {list(groups)}")
+    baseline = baseline or next(iter(groups))
+    accuracy = {variant: {seed: best[name] for seed, name in runs.items()} for variant, runs in groups.items()}
+    rows = []
+    for variant, by_seed in accuracy.items():
+        paired = None if variant == baseline else paired_test(by_seed, accuracy[baseline])
+        rows.append([variant, str(len(by_seed)), describe(summarise(list(by_seed.values()))), describe_paired(paired)])
+    header = ["variant", "seeds", "best acc (%): mean ± std [95 % CI]", f"vs {baseline} (paired t-test)"]
+    _write_csv(os.path.join(out, "accuracy_over_seeds.csv"), ["variant", "seed", "best acc"],
+               [[v, seed, acc] for v, by_seed in accuracy.items() for seed, acc in sorted(by_seed.items())])
+    accuracy_chart(out, accuracy, baseline)
+    return [("h2", "Over seeds"), ("table", (header, rows)),
+            ("text", f"Runs named VARIANT_sSEED are one variant's seeds. The difference to {baseline} is in points, "
+                     "with the p-value of a paired t-test over the seeds both ran (p < 0.05: significant)."),
+            ("image", "accuracy.png")]
 
 
 def checkpoint_analysis(run_dir: str, samples: int = 64):
