@@ -138,3 +138,12 @@ def test_ctrl_c_says_how_to_resume_and_the_resumed_run_says_where(tmp_path):
     assert "resuming run after epoch" in resumed.stdout, resumed.stdout
     for noise in ("LeafSpec", "exists and is not empty", "smaller than the logging interval"):
         assert noise not in resumed.stderr, resumed.stderr[-2000:]
+
+
+def test_the_sequential_digits_refuse_too_few_steps_in_one_line(tmp_path, capsys):
+    from adalif.cli import main
+
+    assert main(["train", "--config", "configs/digits_rows_lif.yaml", "--data.T", "4", "--output_dir", str(tmp_path)]) == 2
+    assert "data.T: digits_rows shows one of the 8 rows per step, so T must be at least 8, got 4" in capsys.readouterr().err
+    assert main(["train", "--config", "configs/digits_delayed_lif.yaml", "--data.T", "2", "--output_dir", str(tmp_path)]) == 2
+    assert "data.options.show: the digit must leave at least one blank step" in capsys.readouterr().err

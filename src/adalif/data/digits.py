@@ -187,7 +187,7 @@ def delayed_sequence(images: torch.Tensor, T: int, show: int) -> torch.Tensor:
     return out
 
 
-def _check_rows(T: int) -> None:
+def _check_rows(T: int, options=None) -> None:
     if T < ROWS:
         raise ValueError(f"T: digits_rows shows one of the {ROWS} rows per step, so T must be at least {ROWS}, got {T}")
 
@@ -205,11 +205,15 @@ def _load_rows(root, T, options):
                               split.y_test))
 
 
-def _load_delayed(root, T, options):
+def _check_delayed_steps(T: int, options) -> None:
     _check_delayed(options)
     if not options["show"] < T:
-        raise ValueError(f"show: the digit must leave at least one blank step before the answer: expected show < "
-                         f"T = {T}, got {options['show']}")
+        raise ValueError(f"options.show: the digit must leave at least one blank step before the answer: expected "
+                         f"show < T = {T}, got {options['show']}")
+
+
+def _load_delayed(root, T, options):
+    _check_delayed_steps(T, options)
     split = _raw()
     return _tensor_sets(Split(delayed_sequence(split.x_train, T, options["show"]), split.y_train,
                               delayed_sequence(split.x_test, T, options["show"]), split.y_test))
@@ -217,10 +221,11 @@ def _load_delayed(root, T, options):
 
 ROWS_SPEC = DatasetSpec(
     "digits_rows", "frames", 10, 1, "embedded (scikit-learn's digits, one row per time step; read at the last step)",
-    side=lambda o: ROWS, load=_load_rows,
+    side=lambda o: ROWS, load=_load_rows, check_steps=_check_rows,
 )
 DELAYED_SPEC = DatasetSpec(
     "digits_delayed", "frames", 10, 1,
     "embedded (scikit-learn's digits shown for `show` steps, then blank steps; read at the last step)",
-    side=lambda o: ROWS, options={"show": 2}, check=_check_delayed, load=_load_delayed,
+    side=lambda o: ROWS, options={"show": 2}, check=_check_delayed, check_steps=_check_delayed_steps,
+    load=_load_delayed,
 )

@@ -71,6 +71,16 @@ def explicit_options(name: str, options: Mapping[str, Any]) -> Dict[str, Any]:
     return {**get(name).options, **options}
 
 
+def check_steps(name: str, T: int, options: Mapping[str, Any]) -> None:
+    """Reject a number of time steps ``T`` that dataset ``name`` cannot give with ``options``."""
+    spec = get(name)
+    if spec.check_steps is not None:
+        try:
+            spec.check_steps(T, resolve(name, options))
+        except ValueError as err:
+            raise ValueError(f"data.{err}") from None
+
+
 def check_options(name: str, options: Mapping[str, Any]) -> None:
     """Reject unknown option keys and values of ``data.options`` for dataset ``name``."""
     spec, resolved = get(name), resolve(name, options)

@@ -30,6 +30,8 @@ class DatasetSpec:
         layout: ``root -> adalif.data.layout.Layout``, for event datasets.
         splits: the names of its train/test splits (the first is the default).
         check: extra checks of its resolved options (combinations a single value cannot express).
+        check_steps: ``(T, options)``: checks of the number of time steps with the resolved options
+            (a dataset that shows one row per step needs at least as many steps as rows).
         relabel: ``(labels, options) -> labels``: the label order a config asks for.
     """
 
@@ -46,4 +48,5 @@ class DatasetSpec:
     layout: Optional[Callable[[Any], Any]] = None
     splits: Tuple[str, ...] = ()
     check: Optional[Callable[[Mapping[str, Any]], None]] = None
+    check_steps: Optional[Callable[[int, Mapping[str, Any]], None]] = None
     relabel: Optional[Callable[[Any, Mapping[str, Any]], Any]] = None

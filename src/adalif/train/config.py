@@ -270,7 +270,7 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
     # loading torch, the models and the datasets.
     import torch
 
-    from ..data.registry import check_options, check_root, input_size
+    from ..data.registry import check_options, check_root, check_steps, input_size
     from ..data.registry import get as dataset_spec
     from ..losses import SpikingLoss
     from ..models import list_models, model_for_data
@@ -285,6 +285,10 @@ def _validate(cfg: RunConfig, check_files: bool = True) -> None:
            f"one of {list(MEMORY_CHECKPOINT)}")
     check_options(cfg.data.name, cfg.data.options)
     _check(cfg.data.T >= 1, "data.T", cfg.data.T, "an integer >= 1")
+    try:
+        check_steps(cfg.data.name, cfg.data.T, cfg.data.options)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     _check(cfg.data.batch_size >= 1, "data.batch_size", cfg.data.batch_size, "an integer >= 1")
     _check(cfg.data.num_workers >= 0, "data.num_workers", cfg.data.num_workers, "an integer >= 0")
     _check(cfg.optim.name in OPTIMIZERS, "optim.name", cfg.optim.name, f"one of {list(OPTIMIZERS)}")
