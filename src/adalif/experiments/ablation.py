@@ -90,7 +90,7 @@ def _neuron_parameters(run_dir: str) -> int:
 def _train_all(cfg, folder: str, runs: List[Tuple[str, Dict, object]], jobs: int) -> Dict[str, Tuple[str, dict]]:
     """``{name: (run_dir, summary)}`` of every run ``(name, neuron, trainer)``; ``jobs`` > 1 trains
     that many at once, each in a process of its own on one thread (a run's numbers then match a
-    one-thread run of it alone, not necessarily a run on more threads)."""
+    one-thread run of it alone, not necessarily a run on more threads), without progress bars."""
     if jobs <= 1:
         return {name: _train_variant(cfg, folder, name, neuron, trainer) for name, neuron, trainer in runs}
     import multiprocessing
@@ -98,7 +98,9 @@ def _train_all(cfg, folder: str, runs: List[Tuple[str, Dict, object]], jobs: int
 
     done = {}
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {name: pool.submit(_train_variant, cfg, folder, name, neuron, replace(trainer, threads=1))
+        # One line per finished run instead of progress bars that the processes would interleave.
+        futures = {name: pool.submit(_train_variant, cfg, folder, name, neuron,
+                                     replace(trainer, threads=1, progress_bar=False))
                    for name, neuron, trainer in runs}
         for name, future in futures.items():
             done[name] = future.result()
