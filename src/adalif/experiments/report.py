@@ -295,7 +295,7 @@ def accuracy_chart(folder: str, accuracy: Dict[str, Dict[int, float]], baseline:
         for i, (variant, by_seed) in enumerate(accuracy.items()):
             values = [100 * v for v in by_seed.values()]
             ax.scatter([i] * len(values), values, s=14, alpha=0.6, color="C0" if variant != baseline else "C3",
-                       label="a seed" if i == 0 else None)
+                       label="one seed (baseline in red)" if i == 0 else None)
             summary = summarise(values)
             error = None if summary.std is None else [[summary.mean - summary.low], [summary.high - summary.mean]]
             ax.errorbar([i + 0.15], [summary.mean], yerr=error, fmt="_", color="k", capsize=4,
@@ -303,7 +303,7 @@ def accuracy_chart(folder: str, accuracy: Dict[str, Dict[int, float]], baseline:
         ax.set_xticks(range(len(accuracy)), list(accuracy), rotation=30, ha="right")
         ax.set_ylabel("best test accuracy (%)")
         ax.legend(fontsize=8)
-    _figure(folder, "accuracy.png", f"accuracy over seeds (baseline {baseline} in red)", draw)
+    _figure(folder, "accuracy.png", f"best test accuracy of every seed (baseline: {baseline})", draw)
 
 
 def _seed_statistics(run_dirs: List[str], summaries: List[dict], out: str,
