@@ -267,6 +267,10 @@ def test_ablation_study_trains_every_variant_and_resumes(study, config, variants
     summaries = {v: os.path.getmtime(tmp_path / study / f"{v}_s0" / "summary.json") for v in variants}
     run_ablation(study, cfg, epochs=1, energy=False)  # interrupted and re-run: nothing is trained again
     assert {v: os.path.getmtime(tmp_path / study / f"{v}_s0" / "summary.json") for v in variants} == summaries
+    from adalif.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"_s0 is a finished run of another recipe \(trainer.max_epochs: 1 -> 2\)"):
+        run_ablation(study, cfg, epochs=2, energy=False)  # a finished run of another recipe is never reused
     if study == "dalif-decays":
         # The fixed LIF's decays stay where they were set; the learned ones moved.
         assert table.split("| fixed_lif |")[1].split("\n")[0].rstrip().endswith("alpha 1.000, beta 0.250 |")
@@ -372,6 +376,14 @@ def test_neurons_study_compares_neurons_on_one_recipe(tmp_path, monkeypatch, cap
     assert rows["clif"][2] in md and os.path.isfile(tmp_path / "cmp" / "accuracy.png")
     assert main(["compare", *runs, "--out", str(tmp_path / "cmp"), "--baseline", "nope"]) == 2
     assert "baseline: got 'nope'" in capsys.readouterr().err
+    # Two studies' runs of the same names are two variants, never merged.
+    import shutil
+
+    shutil.copytree(tmp_path / "neurons", tmp_path / "again" / "neurons")
+    both = [str(tmp_path / study / f"lif_s{s}") for study in ("neurons", "again/neurons") for s in (0, 1)]
+    assert main(["compare", *both, "--out", str(tmp_path / "cmp2")]) == 0
+    md = open(tmp_path / "cmp2" / "comparison.md").read()
+    assert "| neurons/lif | 2 | " in md and "| again/neurons/lif | 2 | " in md
     assert main(["ablate", "neurons", "--config", "configs/digits_dalif.yaml", "--neurons", "lif,nope",
                  "--output_dir", str(tmp_path)]) == 2
     assert "neurons: unknown neuron 'nope'" in capsys.readouterr().err
@@ -451,3 +463,20 @@ def test_comparison_names_the_dataset_of_each_run_and_warns_when_they_differ(tmp
     assert [r["a/run/val/acc"] for r in curves] == ["0.5", "0.75"] and [r["b/run/val/acc"] for r in curves] == ["0.25", ""]
     html = open(f"{out}/comparison.html").read()
     assert "<strong>These runs use different datasets</strong> (digits, cifar10)" in html
+
+
+def test_parallel_studies_refuse_a_neuron_the_workers_cannot_import(monkeypatch):
+    """A neuron registered by the running script (here: this test module) is missing in the fresh
+    worker processes of jobs > 1: refused before anything is trained."""
+    import dataclasses
+
+    from adalif import definitions as D
+    from adalif.cli import parse_config
+    from adalif.errors import ConfigError
+    from adalif.experiments.ablation import run_ablation
+
+    local = dataclasses.replace(D.get("clif"), name="clif_here", step=lambda x, s, p: D.get("clif").step(x, s, p))
+    monkeypatch.setitem(D.base._REGISTRY, "clif_here", local)
+    cfg = parse_config(["--config", "configs/digits_dalif.yaml", "--output_dir", "/nonexistent"])
+    with pytest.raises(ConfigError, match="jobs: neuron 'clif_here' .* was registered by test_analysis"):
+        run_ablation("neurons", cfg, neurons=["lif", "clif_here"], jobs=2)

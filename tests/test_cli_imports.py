@@ -129,6 +129,15 @@ def test_a_neuron_in_a_file_is_listed_trained_evaluated_reported_and_resumed_wit
     assert imports() == before and "alif" not in __import__("adalif").definitions.registered()
 
     assert "accuracy" in ok(adalif(tmp_path, "eval", checkpoint, "--import", "my_neurons.py"))
+    # Another file's neuron of the same name is not the checkpoint's: refused, naming both.
+    (tmp_path / "other.py").write_text(NEURONS.replace("0.9, per=", "0.5, per="))
+    other = adalif(tmp_path, "eval", checkpoint, "--import", "other.py")
+    assert other.returncode == 2 and f"neuron 'alif' was defined in {path}" in other.stderr
+    # A built-in's name cannot be taken: a checkpoint of LIF would load another neuron.
+    (tmp_path / "clash.py").write_text(NEURONS.replace('name="alif"', 'name="lif"'))
+    clash = adalif(tmp_path, "neurons", "--import", "clash.py")
+    assert clash.returncode == 2 and "'lif' is the name of adalif's built-in LIF" in clash.stderr
+    assert clash.stderr.strip().count("\n") == 0
     ok(adalif(tmp_path, "report", str(run), "--import", "my_neurons.py"))
     assert (run / "report" / "parameters.png").stat().st_size > 0
     assert "param/features.1/rho" in (run / "report" / "parameters.csv").read_text()

@@ -34,6 +34,7 @@ def test_a_difference_within_the_seed_spread_says_it_is_not_significant():
     got = paired_test({0: 0.81, 1: 0.80, 2: 0.83}, {0: 0.80, 1: 0.82, 2: 0.81})
     assert not got.significant and describe_paired(got).endswith("(not significant)")
     assert describe_paired(paired_test({0: 0.9}, {0: 0.8})) == "+10.00, no test (1 paired seed)"
+    assert describe_paired(paired_test({0: 0.9, 1: 0.8}, {0: 0.9, 1: 0.8})) == "+0.00, no test (the same difference on all 2 seeds)"
     assert paired_test({0: 0.9, 1: 0.9}, {0: 0.9, 1: 0.9}).p is None  # no spread: no test
     assert describe_paired(None) == "baseline"
 

@@ -180,7 +180,7 @@ def compare_parser() -> ArgumentParser:
     parser.add_argument("--out", required=True, help="the folder to write")
     parser.add_argument("--baseline", type=Optional[str], default=None,
                         help="runs named VARIANT_sSEED (as adalif ablate writes them) are grouped by variant: mean, "
-                        "95 %% confidence interval and a paired t-test against this variant (default: the first)")
+                        "95-percent confidence interval and a paired t-test against this variant (default: the first)")
     return parser
 
 
@@ -201,7 +201,7 @@ def ablate_parser() -> ArgumentParser:
     parser.add_argument("--neurons", type=Optional[str], default=None,
                         help="neurons study: comma-separated neuron names (default lif,plif,dalif,arlif,clif,glif)")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per variant: the config's seed, seed + 1, ...; with "
-                        "2 or more the table gives each variant's 95 %% confidence interval and a paired t-test against "
+                        "2 or more the table gives each variant's 95-percent confidence interval and a paired t-test against "
                         "the baseline over the same seeds")
     parser.add_argument("--baseline", type=Optional[str], default=None,
                         help="the variant the others are tested against (default: lif for neurons, hard_reset for "

@@ -193,8 +193,16 @@ def register(definition: NeuronDefinition, replace: bool = False) -> NeuronDefin
     analysis, export, SpikingJelly-style nodes). Registering a taken name raises unless ``replace``."""
     if not isinstance(definition, NeuronDefinition):
         raise TypeError(f"register: expected a NeuronDefinition, got {type(definition).__name__}")
-    if definition.name in _REGISTRY and not replace and _REGISTRY[definition.name] is not definition:
-        raise ValueError(f"register: a neuron named {definition.name!r} is registered already; pass replace=True")
+    taken = _REGISTRY.get(definition.name)
+    if taken is not None and taken is not definition and _code_module(taken).split(".")[0] == "adalif" \
+            and _code_module(definition).split(".")[0] != "adalif":
+        # A checkpoint of the built-in would load with the other definition, and configs would mean
+        # another neuron by the same name: never replaced.
+        raise ValueError(f"register: {definition.name!r} is the name of adalif's built-in {taken.class_name}; give "
+                         f"your neuron a name of its own")
+    if taken is not None and not replace and taken is not definition:
+        raise ValueError(f"register: a neuron named {definition.name!r} is registered already (by "
+                         f"{_code_module(taken)}); pass replace=True to replace it")
     _REGISTRY[definition.name] = definition
     return definition
 

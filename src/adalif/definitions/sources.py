@@ -127,11 +127,21 @@ def require_neuron(name: str, recorded: Optional[Mapping[str, str]], what: str) 
     registered, a one-line :class:`~adalif.errors.NeuronImportError` that names where it was
     defined (``recorded``: the ``kind`` and ``location`` of its :class:`Source`, as a checkpoint
     keeps them) and the ``--import`` to pass: nothing recorded is imported."""
-    try:
-        return get(name)
-    except ValueError:
-        pass
     kind, location = (recorded or {}).get("kind"), (recorded or {}).get("location")
+    try:
+        definition = get(name)
+    except ValueError:
+        definition = None
+    if definition is not None:
+        current = base.source_of(name)
+        if kind in ("file", "module", "entry point") and (current.kind, current.location) != (kind, location):
+            # Two files may define a neuron of the same name: the checkpoint's numbers are its own one's.
+            raise NeuronImportError(f"{what}: neuron {name!r} was defined in {location} ({kind}), but the registered "
+                                    f"{name!r} comes from {current.location} ({current.kind}); pass --import {location}"
+                                    if kind != "entry point" else
+                                    f"{what}: neuron {name!r} came from the entry point {location}, but the registered "
+                                    f"{name!r} comes from {current.location} ({current.kind})")
+        return definition
     if kind in ("file", "module"):
         where = f"it was defined in {location}, which adalif does not import because a record names it " \
                 f"(docs/training.md, Security); pass --import {location}"

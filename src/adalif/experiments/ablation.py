@@ -11,6 +11,7 @@ trained again, so an interrupted study resumes where it stopped.
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 from dataclasses import replace
@@ -62,17 +63,46 @@ STUDIES = {
 
 def _train_variant(cfg, folder: str, name: str, neuron: Dict, trainer) -> Tuple[str, dict]:
     """``(run_dir, summary)`` of ``cfg`` with ``neuron`` as run ``folder/name``, trained unless a
-    finished run (its ``summary.json``) is there already: an interrupted study resumes."""
-    import json
+    finished run (its ``summary.json``) of the same recipe is there already: an interrupted study
+    resumes; a finished run of another recipe (other epochs, learning rate, neuron) is refused."""
 
     from ..train.run import train
 
     run_dir = os.path.join(folder, name)
+    variant = replace(cfg, output_dir=folder, name=name, overwrite=True, resume=None,
+                      model=replace(cfg.model, neuron=neuron), trainer=trainer)
     if not os.path.isfile(os.path.join(run_dir, "summary.json")):
-        train(replace(cfg, output_dir=folder, name=name, overwrite=True, resume=None,
-                      model=replace(cfg.model, neuron=neuron), trainer=trainer))
+        train(variant)
     with open(os.path.join(run_dir, "summary.json")) as fh:
-        return run_dir, json.load(fh)
+        summary = json.load(fh)
+    differs = _recipe_difference(summary.get("config", {}), variant)
+    if differs is not None:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"ablate: {run_dir} is a finished run of another recipe ({differs}); give the study another "
+                          f"--output_dir, or delete that run to train it again")
+    return run_dir, summary
+
+
+#: What makes two runs the same recipe; the rest (where they write, progress bars, loggers, and
+#: threads, which ``jobs`` sets) may differ between a study and its resumption.
+_RECIPE = {"model": None, "data": ("name", "T", "batch_size", "options"), "optim": None, "schedule": None,
+           "loss": None, "trainer": ("max_epochs", "seed", "precision", "max_steps", "limit_train_batches",
+                                     "gradient_clip_val", "deterministic")}
+
+
+def _recipe_difference(stored: Dict, cfg) -> Optional[str]:
+    """The first setting in which the finished run's config ``stored`` differs from ``cfg``, as
+    ``key: stored -> now``, or None."""
+    from ..train.config import to_dict
+
+    now = json.loads(json.dumps(to_dict(cfg), default=str))  # the form summary.json keeps
+    for section, keys in _RECIPE.items():
+        old, new = stored.get(section, {}), now.get(section, {})
+        for key in keys or sorted(set(old) | set(new)):
+            if old.get(key) != new.get(key):
+                return f"{section}.{key}: {old.get(key)!r} -> {new.get(key)!r}"
+    return None
 
 
 def _neuron_parameters(run_dir: str) -> int:
@@ -106,6 +136,22 @@ def _train_all(cfg, folder: str, runs: List[Tuple[str, Dict, object]], jobs: int
             done[name] = future.result()
             print(f"ablate: {name} done ({done[name][1]['best_acc']:.4f})", flush=True)
     return done
+
+
+def _check_importable(variants: Dict[str, Dict]) -> None:
+    """The worker processes of ``jobs`` start afresh and import the config's ``imports`` only: a
+    neuron that this process's own code registered (a script, a notebook) would be missing there."""
+    from .. import definitions
+    from ..errors import ConfigError
+    from ..models.registry import PRESETS
+
+    for variant, neuron in variants.items():
+        name = PRESETS.get(neuron["name"], (neuron["name"],))[0]
+        source = definitions.source_of(name)
+        if source.kind == "python":
+            raise ConfigError(f"jobs: neuron {name!r} (variant {variant}) was registered by {source.location}, which "
+                              f"the worker processes cannot import; put its definition in a file and pass it with "
+                              f"--import FILE.py (imports: in a config), or use jobs=1")
 
 
 #: The variant each study's others are tested against (the first variant where it has none of these).
@@ -150,6 +196,8 @@ def run_ablation(study: str, cfg, epochs: Optional[int] = None, seeds: int = 1, 
     if baseline is not None and baseline not in variants:
         raise ConfigError(f"baseline: got {baseline!r}, expected one of the variants {list(variants)}")
     baseline = baseline or (BASELINES[study] if BASELINES[study] in variants else next(iter(variants)))
+    if jobs > 1:
+        _check_importable(variants)
     folder = os.path.join(cfg.output_dir, study)
     trainer = replace(cfg.trainer, max_epochs=epochs) if epochs else cfg.trainer
     seed_range = range(cfg.trainer.seed, cfg.trainer.seed + seeds)

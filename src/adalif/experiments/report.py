@@ -315,15 +315,20 @@ def _seed_statistics(run_dirs: List[str], summaries: List[dict], out: str,
     seeds."""
     from .statistics import describe, describe_paired, paired_test, seeds_of, summarise
 
-    labels = [os.path.basename(os.path.normpath(d)) for d in run_dirs]
+    # Runs are told apart by their path below the folder all of them share (two studies' lif_s0
+    # are two variants), and grouped by it without the seed.
+    paths = [os.path.normpath(os.path.abspath(d)) for d in run_dirs]
+    common = os.path.commonpath([os.path.dirname(p) for p in paths])
+    labels = [os.path.relpath(p, common) for p in paths]
     best = dict(zip(labels, (s["best_acc"] for s in summaries)))
     groups = seeds_of(labels)
-    if max(len(g) for g in groups.values()) < 2:
-        return []
     if baseline is not None and baseline not in groups:
         from ..errors import ConfigError
 
-        raise ConfigError(f"baseline: got {baseline!r}, expected one of the variants {list(groups)}")
+        raise ConfigError(f"baseline: got {baseline!r}, expected one of the variants {list(groups)} (runs named "
+                          f"VARIANT_sSEED)")
+    if max(len(g) for g in groups.values()) < 2:
+        return []
     baseline = baseline or next(iter(groups))
     accuracy = {variant: {seed: best[name] for seed, name in runs.items()} for variant, runs in groups.items()}
     rows = []

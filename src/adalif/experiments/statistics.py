@@ -86,6 +86,8 @@ def describe_paired(paired: Optional[Paired], scale: float = 100.0) -> str:
         return "baseline"
     text = f"{scale * paired.difference:+.2f}"
     if paired.p is None:
+        if paired.n >= 2:  # every seed gave the same difference: no spread to test against
+            return f"{text}, no test (the same difference on all {paired.n} seeds)"
         return f"{text}, no test ({paired.n} paired seed{'s' if paired.n != 1 else ''})"
     return f"{text}, p = {paired.p:.2g}" + ("" if paired.significant else " (not significant)")
 
