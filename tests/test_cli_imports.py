@@ -141,6 +141,19 @@ def test_a_neuron_in_a_file_is_listed_trained_evaluated_reported_and_resumed_wit
     ok(adalif(tmp_path, "report", str(run), "--import", "my_neurons.py"))
     assert (run / "report" / "parameters.png").stat().st_size > 0
     assert "param/features.1/rho" in (run / "report" / "parameters.csv").read_text()
+    # Compared with LIF from the command line alone: a study over two seeds (two runs at a time, in
+    # worker processes that import the file through the config's imports), and adalif compare.
+    (tmp_path / "study.yaml").write_text(
+        "imports: [my_neurons.py]\nmodel:\n  neuron: alif\n  options: {width: 8}\ndata:\n  batch_size: 32\n"
+        "trainer:\n  max_epochs: 1\n  limit_train_batches: 3\n  limit_val_batches: 2\n  progress_bar: false\n"
+        "  logger: none\n")
+    table = ok(adalif(tmp_path, "ablate", "neurons", "--config", "study.yaml", "--neurons", "lif,alif", "--seeds", "2",
+                      "--jobs", "2", "--energy", "false", "--output_dir", "study"))
+    text = (tmp_path / "study" / "neurons" / "ablation.md").read_text()
+    assert "ablation table" in table and "| lif | " in text and "| baseline |" in text and "| alif | " in text
+    runs = [f"study/neurons/{n}_s{s}" for n in ("lif", "alif") for s in (0, 1)]
+    ok(adalif(tmp_path, "compare", *runs, "--out", "cmp", "--baseline", "lif"))
+    assert "| alif | 2 | " in (tmp_path / "cmp" / "comparison.md").read_text()
     # Resumed with the config's imports: list instead of the flag.
     (tmp_path / "mine.yaml").write_text("imports: [my_neurons.py]\nmodel:\n  neuron: alif\n")
     ok(adalif(tmp_path, "train", "--config", "mine.yaml", "--resume", "last", "--trainer.max_epochs", "2", *TINY))
