@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --constraint constraints.txt
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test demo bench docs clean
 
 venv: $(VENV)/.installed
 
@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
 	$(PIP) torch==2.13.0
-	$(PIP) -e ".[train,triton,dev]"
+	$(PIP) -e ".[train,triton,dev,docs]"
 	# Optional test and benchmark oracles: SpikingJelly and snnTorch neurons, and snnTorch's and Norse's NIR importers (with nirtorch),
 	# import without torchvision when installed without deps. torchtoolbox (CLIF's Cutout) is never imported (its
 	# transform package needs torchvision and cv2): tests/data/test_augment.py compiles its Cutout class from the source.
@@ -29,6 +29,11 @@ demo: venv
 bench: venv
 	$(PY) benchmarks/neurons.py
 	$(PY) benchmarks/data.py
+
+# The documentation site into site/ (mkdocs.yml); strict: a broken link or anchor, or a docstring
+# the API reference cannot read, fails the build.
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV)

@@ -122,7 +122,11 @@ def test_ctrl_c_says_how_to_resume_and_the_resumed_run_says_where(tmp_path):
     args = [sys.executable, "-m", "adalif.cli", "train", "--config", CONFIG, "--output_dir", str(tmp_path),
             "--name", "run", "--trainer.progress_bar", "false", "--trainer.max_epochs", "30",
             "--trainer.limit_train_batches", "4", "--trainer.limit_val_batches", "2"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # The child must see Ctrl-C as a user's shell delivers it: a process started with SIGINT ignored
+    # (Lightning ignores it in a process it shut down after an interrupt, such as this test worker
+    # after an earlier test) would ignore it too, and run to the end.
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
     deadline = time.time() + 240
     while not last.exists() and time.time() < deadline and proc.poll() is None:

@@ -17,7 +17,8 @@ class DatasetSpec:
         name: the ``data.name`` of configs.
         kind: ``"image"`` (uint8 ``[C, H, W]`` samples, repeated T times by the model) or
             ``"frames"`` (float ``[T, C, H, W]`` event frames).
-        num_classes, in_channels: what a model for it needs.
+        num_classes: the number of classes a model for it predicts.
+        in_channels: the number of channels of its samples (a model's first layer takes them).
         source: where its official files come from (adalif never downloads).
         options: its own ``data.options`` with their defaults (the augmentation options, common
             to every dataset, are the registry's).

@@ -1,0 +1,77 @@
+"""The documentation site (mkdocs.yml) builds in strict mode, as `make docs` builds it: a broken link
+or anchor, a missing page or a docstring the API reference cannot read fails this test. The pages
+it makes hold the front page (README.md), the API reference generated from the docstrings and the
+tutorials with the outputs their code printed during the build (run once, by the build)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("mkdocs")
+pytest.importorskip("mkdocstrings_handlers.python")
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+API_PAGES = ["adalif", "definitions", "surrogate", "functional", "analysis", "memory", "export",
+             "compat_spikingjelly", "models", "data", "train", "experiments"]
+
+
+def first_line(obj) -> str:
+    """The first line of a docstring as the page shows it (``code`` spans lose their backticks)."""
+    return " ".join(obj.__doc__.strip().splitlines()[0].replace("`", "").split())
+
+
+def text(path: str) -> str:
+    html = open(path, encoding="utf-8").read()
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&para;", "")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
+                            os.path.join(ROOT, "mkdocs.yml"), "--site-dir", str(out)],
+                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert build.returncode == 0, build.stdout + build.stderr
+    return out
+
+
+def test_docs_site_builds_strict_with_every_api_page(site):
+    for page in API_PAGES:
+        assert os.path.isfile(os.path.join(site, "api", page, "index.html")), page
+    for page in ("neurons", "kernels", "models", "training", "data", "analysis", "benchmarks",
+                 "tutorials/neurons_in_your_model"):
+        assert os.path.isfile(os.path.join(site, page, "index.html")), page
+
+
+def test_docs_site_api_reference_holds_the_docstrings(site):
+    import adalif.memory
+    import adalif.train
+    from adalif import DALIF
+
+    memory = text(os.path.join(site, "api", "memory", "index.html"))
+    assert 'id="adalif.memory.packed_spikes"' in open(os.path.join(site, "api", "memory", "index.html")).read()
+    assert first_line(adalif.memory.packed_spikes) in memory
+    # (its start: the rest of DALIF's first line has reStructuredText math roles)
+    assert first_line(DALIF).startswith("Dual Adaptive LIF: learnable spatial decay")
+    assert "Dual Adaptive LIF: learnable spatial decay" in text(os.path.join(site, "api", "adalif", "index.html"))
+    train = open(os.path.join(site, "api", "train", "index.html"), encoding="utf-8").read()
+    for name in adalif.train.__all__:
+        assert f'id="adalif.train.{name}"' in train, name
+
+
+def test_docs_site_front_page_is_the_readme_with_working_links(site):
+    front = open(os.path.join(site, "index.html"), encoding="utf-8").read()
+    assert "Use the neurons in your own code" in front
+    assert 'href="neurons/"' in front and "docs/neurons.md" not in re.findall(r'href="([^"]+)"', front)
+
+
+def test_docs_site_tutorial_ran_at_build_time(site):
+    page = text(os.path.join(site, "tutorials", "neurons_in_your_model", "index.html"))
+    # printed by the script's cells while the site was built, not written in the script
+    assert "spikes (6, 4, 16) values [0.0, 1.0]" in page
+    assert "fused spikes == reference spikes: True" in page
+    assert os.path.isfile(os.path.join(site, "tutorials", "neurons_in_your_model.py"))
