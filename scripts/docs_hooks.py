@@ -7,8 +7,9 @@
   and after MkDocs' link check has read the page.)
 - Every tutorial, docs/tutorials/NAME.py in jupytext's percent format, is run cell by cell when
   the site is built, and becomes the page tutorials/NAME.md: its markdown cells, then each code
-  cell followed by what it printed. A cell that raises fails the build, naming the tutorial and
-  the cell.
+  cell followed by what it printed and the figures it saved: a PNG that the cell wrote (new or
+  changed) in the tutorial's working folder is copied into the site as tutorials/NAME/FIGURE.png
+  and shown after the cell. A cell that raises fails the build, naming the tutorial and the cell.
 """
 
 import contextlib
@@ -56,10 +57,19 @@ def cells(source: str):
     return [(kind, text.strip("\n")) for kind, text in pieces if text.strip()]
 
 
-def run_tutorial(path: str, name: str) -> str:
-    """The page of one tutorial: its cells run in order in one namespace, in a fresh folder."""
+def pngs(folder: str) -> dict:
+    """``{name: (mtime, size)}`` of the PNG files at the top of ``folder``."""
+    return {entry.name: (entry.stat().st_mtime_ns, entry.stat().st_size)
+            for entry in os.scandir(folder) if entry.name.endswith(".png") and entry.is_file()}
+
+
+def run_tutorial(path: str, name: str) -> tuple:
+    """The page of one tutorial, ``(markdown, figures)``: its cells run in order in one namespace,
+    in a fresh folder; ``figures`` maps the file names the page shows (in the folder
+    ``tutorials/NAME/``, next to the page) to the bytes of the PNGs the cells wrote."""
     namespace = {"__name__": "__main__", "__file__": path}
-    parts = []
+    parts, figures = [], {}
+    stem = os.path.basename(name)
     here = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="adalif-tutorial-") as folder:
         os.chdir(folder)
@@ -69,6 +79,7 @@ def run_tutorial(path: str, name: str) -> str:
                     parts.append(text)
                     continue
                 printed = io.StringIO()
+                before = pngs(folder)
                 try:
                     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
                         exec(compile(text + "\n", f"{path} (cell {number})", "exec"), namespace)
@@ -78,9 +89,16 @@ def run_tutorial(path: str, name: str) -> str:
                 parts.append(f"```python\n{text}\n```")
                 if printed.getvalue().strip():
                     parts.append(f"```text\n{printed.getvalue().rstrip()}\n```")
+                for png, stamp in sorted(pngs(folder).items()):
+                    if before.get(png) != stamp:   # written by this cell
+                        shown = png if png not in figures else f"{png[:-4]}-cell{number}.png"
+                        with open(png, "rb") as f:
+                            figures[shown] = f.read()
+                        parts.append(f"![{png[:-4]}]({stem}/{shown})")
         finally:
             os.chdir(here)
-    return "\n\n".join(parts) + f"\n\n[Download this tutorial as a script]({os.path.basename(path)}).\n"
+    page = "\n\n".join(parts) + f"\n\n[Download this tutorial as a script]({os.path.basename(path)}).\n"
+    return page, figures
 
 
 def on_files(files, config):
@@ -88,7 +106,9 @@ def on_files(files, config):
         if file.src_uri.startswith("tutorials/") and file.src_uri.endswith(".py"):
             name = file.src_uri[:-3]
             start = time.perf_counter()
-            content = run_tutorial(file.abs_src_path, name)
+            content, figures = run_tutorial(file.abs_src_path, name)
             log.info("tutorial %s ran in %.1f s", name, time.perf_counter() - start)
             files.append(File.generated(config, f"{name}.md", content=content))
+            for figure, data in figures.items():
+                files.append(File.generated(config, f"{name}/{figure}", content=data))
     return files

@@ -75,3 +75,13 @@ def test_docs_site_tutorial_ran_at_build_time(site):
     assert "spikes (6, 4, 16) values [0.0, 1.0]" in page
     assert "fused spikes == reference spikes: True" in page
     assert os.path.isfile(os.path.join(site, "tutorials", "neurons_in_your_model.py"))
+
+
+def test_docs_site_tutorials_show_the_figures_their_code_wrote(site):
+    for page, figures in (("train_digits_from_the_command_line",
+                           ["learning_curves", "firing_rates", "step_channel_rates", "parameters"]),
+                          ("comparing_neurons", ["accuracy"])):
+        html = open(os.path.join(site, "tutorials", page, "index.html"), encoding="utf-8").read()
+        for figure in figures:
+            assert f'src="{figure}.png"' in html, (page, figure)
+            assert os.path.getsize(os.path.join(site, "tutorials", page, f"{figure}.png")) > 1000
