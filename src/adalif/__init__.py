@@ -5,6 +5,7 @@ The core (``adalif.surrogate``, ``adalif.functional``, ``adalif.kernels``, ``ada
 """
 
 __version__ = "0.1.0"
+"""The version of adalif (PEP 440), as ``adalif --version`` prints it and runs record it."""
 
 from . import definitions as _definitions  # noqa: E402
 from .definitions import CLIF, GLIF  # noqa: E402
@@ -13,6 +14,8 @@ from .surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle  # noqa: E
 
 
 def __getattr__(name: str):
+    """``import_nir`` (:func:`adalif.export.import_nir`: a NIR graph as adalif modules, importing nir
+    only when used) and every registered neuron's module class by its class name (``adalif.CLIF``)."""
     if name == "import_nir":  # NIR graphs as adalif modules (imports nir only when used)
         from .export.nir_import import import_nir
 

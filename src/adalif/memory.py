@@ -38,7 +38,11 @@ __all__ = ["MEMORY_SPIKES", "MEMORY_CHECKPOINT", "packed_spikes", "checkpoint_bl
            "pack_bits", "unpack_bits", "segments", "default_container"]
 
 MEMORY_SPIKES = ("packed", "plain")
+"""The values of ``memory.spikes``: saved spikes stored as bits (:func:`packed_spikes`) or as they are."""
 MEMORY_CHECKPOINT = ("none", "neurons", "blocks", "time")
+"""The values of ``memory.checkpoint``: none, blocks keeping their convolutions' outputs
+(:func:`checkpoint_blocks` with ``keep_convolutions``), whole blocks, or chunks of time
+steps (:func:`checkpoint_time`)."""
 
 _MARK = "_adalif_binary"  # on a neuron's output tensor: worth checking for 0s and 1s when saved
 _PACKED = "_adalif_packed"  # on the same tensor: (its version, its bits or None if not all 0/1)

@@ -8,6 +8,8 @@ from .operations import ENERGY_PRESETS, OperationCounts, count_operations, param
 
 
 def __getattr__(name: str):
+    """``NEURON_OPS``: class name -> {operation: count} per neuron per step of each registered neuron
+    (:func:`adalif.analysis.operations.__getattr__`), read from the definitions at each access."""
     if name == "NEURON_OPS":  # read from the registered definitions at each access
         return operations.NEURON_OPS
     raise AttributeError(name)

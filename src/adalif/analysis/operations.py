@@ -33,14 +33,14 @@ from .hooks import run_hooked
 
 __all__ = ["ENERGY_PRESETS", "LayerCount", "OperationCounts", "count_operations", "parameter_overhead"]
 
-#: (E_MAC, E_AC) in picojoules: Horowitz (ISSCC 2014, 45 nm) 32-bit float, and the fp16 / int8
-#: presets of SpikingJelly 2.0's op counter.
 ENERGY_PRESETS = {"fp32": (4.6, 0.9), "fp16": (1.5, 0.4), "int8": (0.23, 0.03)}
+"""Precision -> :math:`(E_{MAC}, E_{AC})` in picojoules: Horowitz (ISSCC 2014, 45 nm) 32-bit float, and the
+fp16 / int8 presets of SpikingJelly 2.0's op counter."""
 
 
 def __getattr__(name: str):
-    # NEURON_OPS: operations per neuron per step of each registered neuron (a separate line, never in
-    # the synaptic counts), as each definition declares them (adalif.definitions).
+    """``NEURON_OPS``: class name -> {operation: count} per neuron per step of each registered neuron (a
+    separate line, never in the synaptic counts), as each definition declares them (adalif.definitions)."""
     if name == "NEURON_OPS":
         return {d.class_name: dict(d.ops) for d in map(definitions.get, definitions.registered())}
     raise AttributeError(name)

@@ -38,6 +38,8 @@ __all__ = ["StatefulNode", "LIFNode", "ParametricLIFNode", "DALIFNode", "ARLIFNo
            "reset_net", "STEP_MODES"]
 
 STEP_MODES = ("s", "m")
+"""SpikingJelly's ``step_mode`` values: ``"s"`` one step ``x`` ``[B, ...]``,
+``"m"`` a sequence ``x`` ``[T, B, ...]``."""
 # SpikingJelly surrogates whose derivative adalif implements with the same formula and alpha.
 _SURROGATES = {"Sigmoid": Sigmoid, "ATan": ATan}
 # SpikingJelly backends: each means "the fastest exact path" here, which adalif picks itself.

@@ -32,6 +32,8 @@ from .errors import DatasetFileError
 from .frames import EVENT_DTYPE
 
 CONVENTIONS = ("spikingjelly", "jaer")
+"""The AEDAT 2.0 address conventions ``read_aedat2`` takes: SpikingJelly's (default)
+or jAER's (the module docstring)."""
 
 
 class EventFileError(DatasetFileError):
@@ -89,6 +91,7 @@ _PACKET_HEADER = np.dtype([
     ("capacity", "<i4"), ("number", "<i4"), ("valid", "<i4"),
 ])
 POLARITY_EVENT = 1
+"""The AEDAT 3.1 event type of polarity events, the only packets read."""
 
 
 def read_aedat31(path, keep_invalid: bool = True) -> np.ndarray:

@@ -23,8 +23,11 @@ from typing import List
 import numpy as np
 
 EVENT_DTYPE = np.dtype([("t", np.int64), ("x", np.int16), ("y", np.int16), ("p", np.int8)])
-SPLIT_BY = ("number", "time")  # how events are divided into frames (not a train/test split)
+"""One event: ``t`` in µs, pixel ``x``, ``y``, polarity ``p`` (1 = ON)."""
+SPLIT_BY = ("number", "time")
+"""How ``integrate`` divides events into frames: equal counts or equal time windows (not a train/test split)."""
 LEFTOVERS = ("last", "drop")
+"""What ``integrate`` does with the remainder: the last frame absorbs it (SpikingJelly) or it is dropped (tonic)."""
 
 
 def integrate(events: np.ndarray, T: int, height: int, width: int, split_by: str = "number", leftover: str = "last") -> np.ndarray:

@@ -27,11 +27,11 @@ DATASETS: Dict[str, DatasetSpec] = {
     s.name: s for s in (digits.SPEC, digits.EVENTS_SPEC, digits.ROWS_SPEC, digits.DELAYED_SPEC, cifar.CIFAR10,
                         cifar.CIFAR100, images.TINY_IMAGENET, images.IMAGENET, cifar10_dvs.SPEC, gesture.SPEC)
 }
-#: The datasets read through the frame cache (``adalif prepare``).
+"""Every built-in dataset: name -> its :class:`DatasetSpec`."""
 EVENT_DATASETS = tuple(name for name, s in DATASETS.items() if s.layout is not None)
-#: The batch augmentation options every dataset takes, with their defaults (``normalize``: the
-#: dataset's own).
+"""The datasets read through the frame cache (``adalif prepare``)."""
 AUGMENT_OPTIONS = {"augment": [], "normalize": None, "random_erasing": 0.0, "mixup": 0.0, "cutmix": 0.0, "mix_prob": 1.0}
+"""The batch augmentation options every dataset takes, with their defaults (``normalize``: the dataset's own)."""
 _FRAME_FIELDS = tuple(f.name for f in dataclasses.fields(FrameSpec) if f.name != "T")
 
 
@@ -218,6 +218,8 @@ class FrameDataset(Dataset):
 
 
 class Sets(NamedTuple):
+    """What :func:`build` returns: the train and test datasets, the dataset's spec and its input size ``(H, W)``."""
+
     train: Dataset
     test: Dataset
     info: DatasetSpec

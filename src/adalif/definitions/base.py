@@ -171,8 +171,8 @@ _REGISTRY: Dict[str, NeuronDefinition] = {}
 #: Where each neuron that is not adalif's own came from (recorded when it was imported through
 #: :func:`adalif.definitions.import_neurons` or an entry point).
 _SOURCES: Dict[str, "Source"] = {}
-#: The entry-point group through which installed packages add neurons (docs/neurons.md).
 ENTRY_POINT_GROUP = "adalif.neurons"
+"""The entry-point group through which installed packages add neurons (docs/neurons.md)."""
 _PLUGINS_LOADED: set = set()
 _ENTRY_POINTS: Optional[tuple] = None  # found once per process (a scan of every installed package)
 
@@ -208,6 +208,8 @@ def register(definition: NeuronDefinition, replace: bool = False) -> NeuronDefin
 
 
 def get(name: str) -> NeuronDefinition:
+    """The registered :class:`NeuronDefinition` named ``name`` (installed packages' entry points are
+    loaded the first time an unknown name is asked for); an unknown name raises ``ValueError``."""
     if name not in _REGISTRY:
         load_plugins()  # an installed package's neuron, the first time an unknown name is asked for
     if name not in _REGISTRY:

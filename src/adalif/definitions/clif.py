@@ -25,17 +25,25 @@ from .base import NeuronDefinition, register
 
 
 class CLIFOptions(NamedTuple):
+    """CLIF's options: membrane time constant :math:`\\tau`, threshold :math:`V_{th}` and the
+    surrogate gradient of :math:`\\Theta` (the official ``Rectangle(1)``)."""
+
     tau: float = 2.0
     v_threshold: float = 1.0
     surrogate: Surrogate = Rectangle(1.0)
 
 
 class CLIFState(NamedTuple):
+    """CLIF's state :math:`(V, M)`, each shaped like one step ``[B, ...]``: the post-reset potential
+    and the complementary memory after strengthening; both 0 at the start."""
+
     v: torch.Tensor  # post-reset potential
     m: torch.Tensor  # complementary memory, after strengthening
 
 
 def clif_step(x: torch.Tensor, state: CLIFState, p) -> StepOutput:
+    """One CLIF step (the module's equations): ``x`` :math:`X_t` ``[B, ...]`` and :math:`(V, M)` ->
+    spikes :math:`S_t`, the new :class:`CLIFState` and :math:`H_t`, all ``[B, ...]``."""
     h = state.v * (1.0 - 1.0 / p.tau) + x
     m = state.m * torch.sigmoid(h / p.tau)
     s = p.surrogate(h - p.v_threshold)
@@ -61,3 +69,6 @@ CLIF = register(NeuronDefinition(
         "parameter, soft reset by V_th + sigmoid(M) with the complementary memory M. Arguments: tau (2), "
         "v_threshold (1), surrogate (Rectangle(1)).",
 )).module_class()
+"""The CLIF neuron module, made from this definition: ``x`` ``[T, B, ...]`` ->
+spikes ``[T, B, ...]``, state :math:`(V, M)` kept between calls
+(``adalif.CLIF``; the class's own docstring has the details)."""

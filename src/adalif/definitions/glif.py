@@ -32,6 +32,9 @@ from .base import NeuronDefinition, Parameter, register
 
 
 class GLIFOptions(NamedTuple):
+    """GLIF's options: soft (sigmoid) or binarised gates, frozen (static) or learnable gates, the
+    official ``--randomgate`` start, the layer-wise sign quirk, and the surrogate of :math:`\\Theta`."""
+
     soft_mode: bool = True
     static_gate: bool = False
     random_gate: bool = False
@@ -40,6 +43,9 @@ class GLIFOptions(NamedTuple):
 
 
 class GLIFState(NamedTuple):
+    """GLIF's state :math:`(U, O)`, each shaped like one step ``[B, ...]``: the pre-reset membrane
+    potential and the previous step's spikes; both 0 at the start."""
+
     v: torch.Tensor  # U: the membrane potential, pre-reset
     o: torch.Tensor  # the previous step's spikes
 
@@ -72,6 +78,8 @@ def _gates(p):
 
 
 def glif_step(x: torch.Tensor, state: GLIFState, p) -> StepOutput:
+    """One GLIF step (the module's equations): ``x`` :math:`X_t` ``[B, ...]`` and :math:`(U, O)` ->
+    spikes :math:`O_t`, the new :class:`GLIFState` and :math:`U_t`, all ``[B, ...]``."""
     al, be, ga = _gates(p)
     u, o = state
     i = x * (1 - be * (1 - p.conduct))
@@ -125,3 +133,6 @@ GLIF = register(NeuronDefinition(
         "conductance per time step (build it with T), all sigmoids of raw parameters. Options: soft_mode, "
         "static_gate, random_gate (the official --randomgate), layerwise_gate_quirk.",
 )).module_class()
+"""The GLIF neuron module, made from this definition: ``x`` ``[T, B, ...]`` ->
+spikes ``[T, B, ...]``, state :math:`(U, O)` kept between calls
+(``adalif.GLIF``; the class's own docstring has the details)."""

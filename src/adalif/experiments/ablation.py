@@ -52,13 +52,13 @@ def _neurons(base: Dict, names=NEURONS) -> Dict[str, Dict]:
     return {name: {"name": name} for name in names}
 
 
-#: study -> (description, base neuron spec -> {variant: neuron spec})
 STUDIES = {
     "arlif-reset": ("AR-LIF: full, adaptive reset only, adaptive threshold only, soft and hard reset", _arlif),
     "dalif-decays": ("DA-LIF: both decays, spatial only, temporal only, one shared decay (PLIF), fixed LIF, "
                      "tanh against sigmoid", _dalif),
     "neurons": ("The same model and recipe with each neuron (registered definitions, default arguments)", _neurons),
 }
+"""The ablation studies of ``adalif ablate``: study -> (description, base neuron spec -> {variant: neuron spec})."""
 
 
 def _train_variant(cfg, folder: str, name: str, neuron: Dict, trainer) -> Tuple[str, dict]:

@@ -27,6 +27,10 @@ from .records import ARLIFState, SequenceOutput, StepOutput
 
 
 class ARLIFParameters(NamedTuple):
+    """AR-LIF's parameters: decay :math:`\\lambda`, threshold :math:`V_{th}`, threshold gain :math:`a`
+    and memory gate :math:`c` (floats or tensors broadcasting against ``[B, ...]``), the adaptive
+    reset/threshold switches, whether :math:`M` carries across steps, and the surrogate of :math:`\\Theta`."""
+
     decay: float = 0.5
     v_threshold: float = 1.0
     a: Union[float, torch.Tensor] = 0.0
@@ -77,3 +81,4 @@ def arlif(x: torch.Tensor, state: Optional[ARLIFState] = None, params: ARLIFPara
 
 
 ARLIF = Dynamics("arlif", arlif_step, arlif_initial_state)
+"""AR-LIF's :class:`Dynamics`: :func:`arlif_step` over state :math:`(V, M)` from :func:`arlif_initial_state`."""

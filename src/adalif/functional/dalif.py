@@ -24,6 +24,10 @@ from .records import LIFState, SequenceOutput, StepOutput
 
 
 class DALIFParameters(NamedTuple):
+    """DA-LIF's parameters: spatial decay :math:`\\alpha` and temporal decay :math:`\\beta` (floats,
+    or tensors ``[C]`` with ``per_channel``), threshold :math:`V_{th}`, soft or hard reset (to 0),
+    whether the reset's :math:`S_t` is detached, and the surrogate of :math:`\\Theta`."""
+
     alpha: Union[float, torch.Tensor] = 0.9640275800758169  # tanh(2)
     beta: Union[float, torch.Tensor] = 0.25
     v_threshold: float = 0.5
@@ -56,3 +60,4 @@ def dalif(x: torch.Tensor, state: Optional[LIFState] = None, params: DALIFParame
 
 
 DALIF = Dynamics("dalif", dalif_step, dalif_initial_state)
+"""DA-LIF's :class:`Dynamics`: :func:`dalif_step` over state :math:`V` from :func:`dalif_initial_state`."""

@@ -95,3 +95,4 @@ def lif(x: torch.Tensor, state: Optional[LIFState] = None, params: LIFParameters
 
 
 LIF = Dynamics("lif", lif_step, lif_initial_state)
+"""LIF's (and PLIF's) :class:`Dynamics`: :func:`lif_step` over state :math:`V` from :func:`lif_initial_state`."""

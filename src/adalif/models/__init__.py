@@ -5,6 +5,8 @@ from .registry import PRESETS, create_model, list_models, model_for_data, neuron
 
 
 def __getattr__(name: str):
+    """``NEURONS``: neuron name -> module class of every registered neuron (adalif.definitions), read
+    at each access."""
     if name == "NEURONS":  # name -> module class of every registered neuron (adalif.definitions)
         return registry.NEURONS
     raise AttributeError(name)

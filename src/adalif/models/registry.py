@@ -21,15 +21,15 @@ from ..layers import BN_MODES, TimeBatchNorm, set_batch_norm_mode
 from ..neurons import Neuron
 from ..surrogate import Rectangle
 
-#: The official AR-LIF code's baselines (``-neuron_model``), with their Rectangle(1) surrogate:
-#: ``hard_lif`` is its ``LIF`` and ``hardLIF`` (SpikingJelly ``LIFNode(tau=2, decay_input=False,
-#: v_reset=0)``), ``soft_lif`` its ``softLIF``, ``official_plif`` its ``PLIFNeuron``. A spec may
-#: override any argument: ``{"name": "hard_lif", "tau": 3.0}``. docs/neurons.md has the table.
 PRESETS = {
     "hard_lif": ("lif", dict(tau=2.0, decay_input=False, v_reset=0.0, surrogate=Rectangle(1.0))),
     "soft_lif": ("lif", dict(tau=2.0, decay_input=False, v_reset=None, surrogate=Rectangle(1.0))),
     "official_plif": ("plif", dict(init_tau=2.0, decay_input=False, v_reset=None, surrogate=Rectangle(1.0))),
 }
+"""The official AR-LIF code's baselines (``-neuron_model``), with their Rectangle(1) surrogate:
+``hard_lif`` is its ``LIF`` and ``hardLIF`` (SpikingJelly ``LIFNode(tau=2, decay_input=False,
+v_reset=0)``), ``soft_lif`` its ``softLIF``, ``official_plif`` its ``PLIFNeuron``. A spec may
+override any argument: ``{"name": "hard_lif", "tau": 3.0}``. docs/neurons.md has the table."""
 NeuronSpec = Union[str, Dict]
 NeuronFactory = Callable[[int], Neuron]
 
@@ -43,11 +43,13 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def list_models():
+    """The names of every registered model (:func:`register_model`), sorted: what ``create_model`` takes."""
     return sorted(_MODELS)
 
 
 def __getattr__(name: str):
-    # NEURONS (name -> module class) is the registry's view, kept for code written before definitions.
+    """``NEURONS``: neuron name -> module class of every registered neuron (adalif.definitions), the
+    registry's view, kept for code written before definitions."""
     if name == "NEURONS":
         return {n: definitions.get(n).module_class() for n in definitions.registered()}
     raise AttributeError(name)
