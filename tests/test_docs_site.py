@@ -134,3 +134,16 @@ def test_every_public_name_of_the_api_reference_has_a_docstring():
                 missing.append(f"{path} (defined at {obj.path})")
     assert checked > 100, checked
     assert not missing, "public names without a docstring:\n" + "\n".join(missing)
+
+
+def test_docs_site_renders_the_docstrings_rest_forms_as_markdown(site):
+    """:math:, :func: and ``literal`` of the docstrings are rendered (scripts/docs_rest.py), not
+    shown as written; a literal block (``::``) becomes a code block."""
+    import glob
+
+    for page in glob.glob(os.path.join(site, "api", "*", "index.html")):
+        rendered = text(page)
+        for form in (":math:`", ":func:`", ":class:`", ":mod:`", "``"):
+            assert form not in rendered, (page, form)
+    memory = open(os.path.join(site, "api", "memory", "index.html")).read()
+    assert "<code>with adalif.memory.packed_spikes(model):" in memory or "packed_spikes</span><span" in memory
