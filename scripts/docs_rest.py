@@ -33,7 +33,8 @@ def _blocks(text: str) -> str:
     while i < len(lines):
         line = lines[i]
         stripped = line.rstrip()
-        math = stripped.strip() == ".. math::"
+        math = stripped.strip().startswith(".. math::")
+        same_line = stripped.strip()[len(".. math::"):].strip() if math else ""
         literal = not math and stripped.endswith("::")
         if not (math or literal):
             out.append(line)
@@ -47,6 +48,8 @@ def _blocks(text: str) -> str:
         while block and not block[-1].strip():
             block.pop()
         body = textwrap.dedent("\n".join(block)).strip("\n")
+        if same_line:  # ``.. math:: formula`` on one line
+            body = same_line + ("\n" + body if body else "")
         pad = " " * indent
         if math:
             out += [f"{pad}$$", *(pad + b for b in body.split("\n")), f"{pad}$$", ""]

@@ -15,7 +15,7 @@
 #
 # The task is `digits_rows` ([Comparing neurons](../analysis.md#comparing-neurons-tasks-where-they-differ)): the 8x8 digit arrives one row
 # per time step and the answer is read at the last step only, so a neuron must remember what it
-# saw. Two neurons, two seeds and one epoch each keep this page quick to build; `--jobs 2` trains
+# saw. Two neurons, two seeds and three epochs each keep this page quick to build; `--jobs 2` trains
 # two runs at a time, each in its own process on one thread, and `--energy false` skips counting
 # operations.
 
@@ -30,7 +30,7 @@ CONFIG = os.path.join(ROOT, "configs", "digits_rows_lif.yaml")
 ENV = {**os.environ, "ADALIF_BACKEND": "reference"}   # the neurons' plain PyTorch loops
 
 done = subprocess.run([sys.executable, "-m", "adalif", "ablate", "neurons", "--config", CONFIG,
-                       "--neurons", "lif,dalif", "--seeds", "2", "--epochs", "1", "--jobs", "2",
+                       "--neurons", "lif,dalif", "--seeds", "2", "--epochs", "3", "--jobs", "2",
                        "--energy", "false", "--output_dir", "runs"],
                       env=ENV, capture_output=True, text=True)
 if done.returncode:

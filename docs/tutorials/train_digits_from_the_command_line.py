@@ -19,6 +19,7 @@
 import json
 import os
 import shutil
+import shlex
 import subprocess
 import sys
 
@@ -28,7 +29,10 @@ ENV = {**os.environ, "ADALIF_BACKEND": "reference"}
 
 
 def adalif(*args: str) -> None:
-    """Run `adalif ARGS...` and show what it printed on stdout (the progress bars go to stderr)."""
+    """Run `adalif ARGS...` and show the command as you would type it in a shell, then what it
+    printed on stdout (the progress bars go to stderr)."""
+    print("$ adalif " + " ".join(shlex.quote(os.path.relpath(a, ROOT) if os.path.isabs(a) and a.startswith(ROOT)
+                                             else a) for a in args))
     done = subprocess.run([sys.executable, "-m", "adalif", *args], env=ENV,
                           capture_output=True, text=True)
     if done.returncode:

@@ -27,9 +27,10 @@ PRESETS = {
     "official_plif": ("plif", dict(init_tau=2.0, decay_input=False, v_reset=None, surrogate=Rectangle(1.0))),
 }
 """The official AR-LIF code's baselines (``-neuron_model``), with their Rectangle(1) surrogate:
-``hard_lif`` is its ``LIF`` and ``hardLIF`` (SpikingJelly ``LIFNode(tau=2, decay_input=False,
-v_reset=0)``), ``soft_lif`` its ``softLIF``, ``official_plif`` its ``PLIFNeuron``. A spec may
-override any argument: ``{"name": "hard_lif", "tau": 3.0}``. docs/neurons.md has the table."""
+``hard_lif`` is its ``LIF`` and ``hardLIF`` (SpikingJelly's
+``LIFNode(tau=2, decay_input=False, v_reset=0)``), ``soft_lif`` its ``softLIF``,
+``official_plif`` its ``PLIFNeuron``. A spec may override any argument:
+``{"name": "hard_lif", "tau": 3.0}``. docs/neurons.md has the table."""
 NeuronSpec = Union[str, Dict]
 NeuronFactory = Callable[[int], Neuron]
 
