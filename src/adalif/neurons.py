@@ -41,14 +41,17 @@ class Neuron(nn.Module):
     """Common call protocol. Subclasses set ``dynamics`` (their family in :mod:`adalif.functional`)
     and define ``params()``; the sequence and the step run through the family's functions."""
 
-    #: The neuron family: its step function, initial state and fused kernels.
     dynamics: F.Dynamics
-    #: Whether the output is spikes (0 or 1); False for a readout whose output is its potential.
+    """The neuron family: its step function, initial state and fused kernels."""
     spiking: bool = True
+    """Whether the output is spikes (0 or 1); False for a readout whose output is its potential."""
 
     def __init__(self, backend: Optional[str] = None) -> None:
+        """``backend``: ``None`` (automatic), ``"reference"``, ``"cpu"``, ``"triton"`` or
+        ``"compiled"`` (docs/kernels.md)."""
         super().__init__()
         self.backend = dispatch.check_backend_name(backend, "backend")
+        """The path that runs the sequence: None for the automatic choice, or a backend's name."""
 
     # -- to be provided by each neuron -------------------------------------------------------
     def params(self) -> NamedTuple:
