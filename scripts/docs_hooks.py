@@ -94,7 +94,7 @@ def run_tutorial(path: str, name: str) -> tuple:
                         shown = png if png not in figures else f"{png[:-4]}-cell{number}.png"
                         with open(png, "rb") as f:
                             figures[shown] = f.read()
-                        parts.append(f"![{png[:-4]}]({stem}/{shown})")
+                        parts.append(f"![{png[:-4]}]({stem}/{shown})\n\n*Figure: `{png}`, written by the cell above.*")
         finally:
             os.chdir(here)
     page = "\n\n".join(parts) + f"\n\n[Download this tutorial as a script]({os.path.basename(path)}).\n"
