@@ -183,14 +183,20 @@ def _refuse_compiled(option: str) -> None:
     _REFUSE[0](option)
 
 
+def _refuse_compiling(option: str) -> None:
+    """Refuse ``option`` while dynamo traces the code that calls this (a model called through a
+    compiled wrapper)."""
+    if torch.compiler.is_compiling():
+        _refuse_compiled(option)
+
+
 def _prepare_refusal() -> None:
     if not _REFUSE:
         _REFUSE.append(torch.compiler.disable(_raise_compiled))
 
 
 def _pack_hook(t: torch.Tensor):
-    if torch.compiler.is_compiling():
-        _refuse_compiled("memory.spikes: packed")
+    _refuse_compiling("memory.spikes: packed")
     if not t.is_floating_point():
         return t
     # The marks say which tensors are worth checking; the check says which hold 0s and 1s.
@@ -218,8 +224,7 @@ def _binary_neurons(model: Optional[nn.Module]) -> Iterator[nn.Module]:
 def _mark(module, inputs, output):
     """Mark what a neuron returned (after any hook of the user's) as worth checking when saved:
     its root (views of one tensor share it), and its autograd node for the casts autocast makes."""
-    if torch.compiler.is_compiling():
-        _refuse_compiled("memory.spikes: packed")
+    _refuse_compiling("memory.spikes: packed")
     if not (isinstance(output, torch.Tensor) and output.is_floating_point()):
         return
     setattr(output if output._base is None else output._base, _MARK, True)
@@ -710,11 +715,6 @@ def default_container(model: nn.Module) -> nn.Sequential:
     raise ValueError("checkpoint: the model has no nn.Sequential 'features'; pass container= (an nn.Sequential)")
 
 
-def _refuse_compiling(option: str) -> None:
-    if torch.compiler.is_compiling():
-        _refuse_compiled(option)
-
-
 @contextlib.contextmanager
 def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = None, keep_convolutions: bool = False):
     """Within this context, the :func:`segments` of ``container`` (default:
@@ -730,12 +730,8 @@ def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = Non
     only the layers between convolutions (batch norms, neurons, pooling, additions): the
     ``checkpoint: neurons`` option, less memory saved for much less time."""
     option = f"memory.checkpoint: {'neurons' if keep_convolutions else 'blocks'}"
-    _refuse_compiled_model(model, option)
-    prefix = "features." if container is None or container is getattr(model, "features", None) else ""
-    container = default_container(model) if container is None else container
-    refusal = _stateful_refusal(container, prefix, option, nodes_allowed=True) or _nested_refusal(container)
-    if refusal is not None:
-        raise ValueError(f"{option}: {refusal}")
+    container = _checked_container(model, container, option,
+                                   lambda c, prefix: _stateful_refusal(c, prefix, option, nodes_allowed=True))
     pieces = []
     for part in segments(container):
         nodes = list(dict.fromkeys(m for block in part for m in block.modules() if callable(getattr(m, "carried", None))))
@@ -756,11 +752,20 @@ def checkpoint_blocks(model: nn.Module, container: Optional[nn.Sequential] = Non
         yield
 
 
-def _nested_refusal(container: nn.Module) -> Optional[str]:
+def _checked_container(model: nn.Module, container: Optional[nn.Sequential], option: str, refusal) -> nn.Sequential:
+    """The container ``option`` checkpoints (default: :func:`default_container`), refused in one
+    line when the model is compiled, when ``refusal(container, prefix)`` says why, or when an
+    enclosing context checkpoints it already. ``prefix``: the container's name in the model."""
+    _refuse_compiled_model(model, option)
+    prefix = "features." if container is None or container is getattr(model, "features", None) else ""
+    container = default_container(model) if container is None else container
     enclosing = _checkpointing(container)
-    if enclosing is not None:
-        return f"the container is checkpointed already ({enclosing}, an enclosing context); use one checkpoint option"
-    return None
+    why = refusal(container, prefix) or (
+        None if enclosing is None else
+        f"the container is checkpointed already ({enclosing}, an enclosing context); use one checkpoint option")
+    if why is not None:
+        raise ValueError(f"{option}: {why}")
+    return container
 
 
 def time_chunk_refusal(container: nn.Module, prefix: str = "features.") -> Optional[str]:
@@ -862,12 +867,7 @@ def checkpoint_time(model: nn.Module, container: Optional[nn.Sequential] = None,
     from .neurons import Neuron
 
     option = "memory.checkpoint: time"
-    _refuse_compiled_model(model, option)
-    prefix = "features." if container is None or container is getattr(model, "features", None) else ""
-    container = default_container(model) if container is None else container
-    refusal = time_chunk_refusal(container, prefix) or _nested_refusal(container)
-    if refusal is not None:
-        raise ValueError(f"{option}: {refusal}")
+    container = _checked_container(model, container, option, time_chunk_refusal)
     neurons = [m for m in container.modules() if isinstance(m, Neuron)]
     piece = _Piece(_flat(container), neurons, functools.partial(_carried_states, neurons), False, option)
 
