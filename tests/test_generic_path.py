@@ -13,7 +13,7 @@ import torch
 import adalif
 from adalif import definitions as D
 
-pytestmark = pytest.mark.skipif(adalif.kernels.dispatch.cpu.UNAVAILABLE_REASON is not None,
+pytestmark = pytest.mark.skipif(adalif.kernels.generic.UNAVAILABLE_REASON is not None,
                                 reason="torch.compile's CPU backend needs a C++ compiler")
 
 T = 6

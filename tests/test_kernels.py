@@ -11,6 +11,7 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from adalif.definitions import CLIF  # noqa: E402
 from adalif.kernels import dispatch  # noqa: E402
 from adalif.neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
 from adalif.surrogate import ATan, Rectangle, Sigmoid, Triangle  # noqa: E402
@@ -185,17 +186,17 @@ def test_automatic_selection_by_size_and_configuration(monkeypatch):
     monkeypatch.delenv(dispatch.ENV_VAR, raising=False)
     small = torch.randn(2, 4, 10)
     large = torch.randn(2, 4, dispatch.AUTO_CPU_MIN_STEP_NUMEL // 4)
-    neuron = LIF()
     with torch.no_grad():
-        neuron(small)
-        assert neuron.last_backend == "reference"
-        neuron(large)
-        assert neuron.last_backend == "cpu"
+        for x in (small, large):  # the C kernels at every size
+            neuron = LIF()
+            neuron(x)
+            assert neuron.last_backend == "cpu"
         smooth = LIF(surrogate=Sigmoid(4.0, spiking=False))
         smooth(large)
         assert smooth.last_backend == "reference"
-        small_only = LIF()
-        small_only(small)  # small inputs use the reference by design: no warning is due
+        clif = CLIF()
+        clif(small)  # the generic compiled path only from AUTO_CPU_MIN_STEP_NUMEL neurons per step
+        assert clif.last_backend == "reference"
 
 
 def test_environment_variable_and_argument_override(monkeypatch):

@@ -50,10 +50,8 @@ def main(argv=None) -> None:
     parser.add_argument("--configs", default=str(_config_dir()), help="folder holding digits_*.yaml")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (the README's numbers are for 1)")
     args = parser.parse_args(argv)
-    # On these small CNNs the fused CPU loops save less than their first compile costs on a fresh
-    # machine (about 40 s per neuron family; measured in docs/training.md), so the demo runs the
-    # reference loop unless ADALIF_BACKEND says otherwise.
-    os.environ.setdefault("ADALIF_BACKEND", "reference")
+    # The neurons run on their fused C kernels (the automatic choice; built on first use in about
+    # 2 s, then cached), unless ADALIF_BACKEND says otherwise.
     # Lightning's start-up tips and per-run banners would bury the table.
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")

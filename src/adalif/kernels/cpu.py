@@ -1,234 +1,301 @@
-"""CPU fast path: the whole time loop fused into one compiled kernel per direction.
+"""CPU fast path: the whole time loop fused into one pass per direction, in plain C.
 
-``torch.compile`` (inductor's C++ backend) turns each function below into a single pass over
-the neurons with the T steps unrolled inside, so forward and backward read and write each
-sequence about once. A Python loop of eager ops makes a dozen passes per step instead. We write
-these by hand because no library fuses a custom recurrence on the CPU: SpikingJelly's CPU path
-is the eager loop. Each graph is specialised per T, dtype and surrogate. Inductor caches it on
-disk, so a new process pays only a short warm-up (docs/benchmarks.md measures it).
+The kernels (``native.c`` and ``native_template.h`` beside this file) are compiled by the
+machine's C compiler the first time a process needs them, about 1.5 s, into a per-user cache
+folder, and every later process loads the compiled library in milliseconds (:func:`library`).
+They include no torch header, so the build needs only a C compiler, and they are called through
+ctypes on the tensors' memory. We write them by hand because no library fuses a custom recurrence
+on the CPU (SpikingJelly's CPU path is the eager loop), and because ``torch.compile`` of the same
+loops, which adalif used before, cost 5-40 s per neuron family and process (docs/kernels.md).
+
+Exactness: the C follows the reference loops' expressions in their order, in the input's float
+type (float32 for half inputs, float64 for float64), with no fused multiply-add
+(``-ffp-contract=off``), so every product and sum rounds as torch's does and the spikes are the
+reference's (tests/test_kernels.py). The backward recurrences are derived in docs/kernels.md.
 
 Layouts: ``x`` ``[T, O, P, I]`` where ``P`` indexes the parameters (1 per layer, C per channel)
-and the state is ``[O, P, I]``; per-layer or per-channel parameters are ``[P, 1]``. Computation
-and state are in float32 for half inputs (float64 stays float64).
+and the state is ``[O, P, I]``; the functions here have the signatures of :mod:`.triton_impl`'s.
 
-The backward recurrences are derived in docs/kernels.md; they match autograd through the
-reference loops of :mod:`adalif.functional` (tests/test_kernels.py).
+The build: the library's name holds a hash of the C source, the compiler's version, the flags
+and the processor's features, so a changed source or another machine sharing the folder builds
+its own. Each build writes a private temporary file and renames it into place atomic, so
+processes building at once never see a half-written library. No compiler, or a failed build,
+makes the ``cpu`` backend unavailable with the reason (:func:`unavailable_reason`): the automatic
+choice then uses the reference loop and says why once.
 """
 
 from __future__ import annotations
 
+import ctypes
+import hashlib
+import math
+import os
+import platform
 import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
 from typing import Optional
 
 import torch
 
-from ..functional.lif import charge as lif_charge
-from ..surrogate import Surrogate
+_HERE = Path(__file__).resolve().parent
+SOURCES = (_HERE / "native.c", _HERE / "native_template.h")
+#: The C compiler's flags. No ``-ffast-math`` and no contraction of a multiply and an add into one
+#: fused multiply-add: the reference rounds both. (No traps and no errno change no result; they let
+#: gcc vectorise loops with selects and inline ``floor``.) ``-march=native`` is safe because the library's
+#: name includes the processor's features.
+CFLAGS = ("-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fPIC",
+          "-shared")
+#: Where compiled libraries are kept: ``$ADALIF_CACHE_DIR``, else ``$XDG_CACHE_HOME/adalif``, else
+#: ``~/.cache/adalif`` (a ``kernels`` folder inside).
+CACHE_ENV = "ADALIF_CACHE_DIR"
+#: Neurons per thread below which fewer threads run the sequence (a thread hand-off costs more).
+MIN_NEURONS_PER_THREAD = 1 << 14
+_KINDS = {"rectangle": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "dspike": 4}
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _unavailable_reason() -> Optional[str]:
-    if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
-        return "torch.compile's CPU backend needs a C++ compiler (g++, c++ or clang++) on PATH"
+def cache_dir() -> Path:
+    """The folder of compiled kernels (see :data:`CACHE_ENV`)."""
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "adalif")
+    return Path(root) / "kernels"
+
+
+def _compiler() -> Optional[str]:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
     return None
 
 
-#: Why the compiled CPU path cannot run here, or None when it can (checked once, at import, so
-#: that backend selection stays traceable by torch.compile).
-UNAVAILABLE_REASON = _unavailable_reason()
+def _cpu_features() -> str:
+    # The processor's instruction sets, part of the library's name (-march=native code may not run
+    # on another processor that shares the cache folder).
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
-# -- LIF family: H = beta V + alpha X + gamma ---------------------------------------------------
-def _reset(h, fire, v_threshold, v_reset, hard):
-    # hard: V = v_reset where fired; soft: V = H - V_th where fired. `hard` is a 0/1 tensor, so one
-    # graph serves both modes, and the blend is exact for either value.
-    return torch.where(fire, hard * v_reset + (1 - hard) * (h - v_threshold), h)
+def _library_path(cc: str) -> Path:
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
+    digest = hashlib.sha256()
+    for part in (*(p.read_bytes() for p in SOURCES), version.encode(), " ".join(CFLAGS).encode(),
+                 _cpu_features().encode(), platform.machine().encode()):
+        digest.update(part)
+    suffix = ".dylib" if sys.platform == "darwin" else ".so"
+    return cache_dir() / f"adalif_cpu-{digest.hexdigest()[:16]}{suffix}"
 
 
-def _charge(v, x, alpha, beta, gamma, v_reset, form: str, k, tau, one_minus):
-    # DA-LIF: its reference's beta V + alpha X. LIF and PLIF: the reference's own function, that is
-    # SpikingJelly's expression and order, so that the rounding, and hence every spike, is the
-    # reference's; the backward recurrence still uses the affine coefficients alpha and beta.
-    if form == "affine":
-        return beta * v + alpha * x + gamma
-    return lif_charge(v, x, int(form), v_reset, k, tau, one_minus)
+def _build(cc: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.stem + ".", suffix=".tmp")
+    os.close(fd)
+    try:
+        command = [cc, *CFLAGS, "-o", tmp, str(SOURCES[0]), "-lm"]
+        done = subprocess.run([*command, "-fopenmp"], capture_output=True, text=True, check=False)
+        if done.returncode != 0:  # a compiler without OpenMP: one thread
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
+            raise RuntimeError(f"{Path(cc).name} failed to build the CPU kernels: {first}")
+        os.replace(tmp, target)  # atomic: a concurrent build replaces a complete file with an equal one
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
-def _lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h: bool, form: str = "affine",
-                 k=None, tau=None, one_minus=None):
-    v = v0
-    spikes, hs = [], []
-    for t in range(x.shape[0]):
-        h = _charge(v, x[t].to(v.dtype), alpha, beta, gamma, v_reset, form, k, tau, one_minus)
-        fire = h >= v_threshold
-        spikes.append(fire.to(x.dtype))
-        if save_h:
-            hs.append(h)
-        v = _reset(h, fire, v_threshold, v_reset, hard)
-    return torch.stack(spikes), (torch.stack(hs) if save_h else None), v
+_LOCK = threading.Lock()
+_STATE = {"lib": None, "reason": None}
 
 
-def _lif_backward(
-    grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach,
-    surrogate: Surrogate, need_alpha: bool, need_beta: bool, need_gamma: bool,
-):
+def library() -> ctypes.CDLL:
+    """The compiled kernels, built on first use (raises RuntimeError with the reason when they cannot be)."""
+    lib = _STATE["lib"]
+    if lib is not None:
+        return lib
+    with _LOCK:
+        if _STATE["lib"] is None:
+            if _STATE["reason"] is not None:
+                raise RuntimeError(_STATE["reason"])
+            try:
+                _STATE["lib"] = _load()
+            except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+                _STATE["reason"] = f"the C kernels of the cpu backend cannot be built or loaded here ({err})"
+                raise RuntimeError(_STATE["reason"]) from err
+    return _STATE["lib"]
+
+
+def _load() -> ctypes.CDLL:
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler (cc, gcc or clang; or $CC) on PATH")
+    path = _library_path(cc)
+    if not path.exists():
+        try:
+            _build(cc, path)
+        except PermissionError:  # a read-only cache folder: build into this user's temporary folder
+            os.environ.setdefault(CACHE_ENV, os.path.join(tempfile.gettempdir(), f"adalif-{os.getuid()}"))
+            path = _library_path(cc)
+            if not path.exists():
+                _build(cc, path)
+    lib = ctypes.CDLL(str(path))
+    _declare(lib)
+    return lib
+
+
+def unavailable_reason() -> Optional[str]:
+    """Why the cpu backend cannot run in this process, or None; builds the kernels if needed."""
+    try:
+        library()
+    except RuntimeError as err:
+        return str(err)
+    return None
+
+
+def known_unavailable_reason() -> Optional[str]:
+    """What :func:`unavailable_reason` found, without building (for code being traced by
+    ``torch.compile``, which must not run a compiler): None when not yet tried."""
+    return _STATE["reason"]
+
+
+# -- ctypes declarations --------------------------------------------------------------------------
+_P, _I64, _INT = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
+        R = real
+        sig = {
+            "lif_forward": [_P] * 9 + [_I64] * 7 + [R, R, _INT, R, R, _INT, _INT, _INT, _I64, _I64, _INT],
+            "lif_backward": [_P] * 13 + [_I64] * 5 + [R, R, _INT, R, _INT, R, R, _I64, _I64, _INT],
+            "arlif_forward": [_P] * 11 + [_I64] * 2 + [R, R, R, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
+            "arlif_backward": [_P] * 17 + [_I64] * 2 + [R, R, R, R, _INT, R, R, _INT, _INT, _INT, _I64, _I64, _INT],
+        }
+        for name, argtypes in sig.items():
+            fn = getattr(lib, f"{name}_{suffix}")
+            fn.argtypes, fn.restype = argtypes, None
+
+
+def _run(name: str, dtype: torch.dtype, n: int, *args) -> None:
+    """Run kernel ``name`` over neurons ``[0, n)`` on torch's intra-op threads. Tensor arguments
+    (contiguous CPU tensors of the kernel's dtype) are passed as pointers while ``args`` keeps them
+    alive; None is a null pointer.
+
+    Threads: the kernels parallelise with OpenMP, and their library names ``libgomp.so.1`` as torch's
+    does, so in a process that has loaded torch's the dynamic loader binds ours to it: one thread pool
+    for torch and adalif. (Threads of our own, say a Python pool, would compete with torch's OpenMP
+    workers, which spin for a while after each op: measured 2x slower on 2 cores.)"""
+    fn = getattr(library(), f"{name}_{'f64' if dtype == torch.float64 else 'f32'}")
+    for arg in args:
+        if isinstance(arg, torch.Tensor) and not (arg.dtype == dtype and arg.is_contiguous() and arg.device.type == "cpu"):
+            raise ValueError(f"adalif cpu kernel {name}: expected contiguous CPU {dtype} tensors, got {arg.dtype} "
+                             f"{'contiguous' if arg.is_contiguous() else 'strided'} on {arg.device}")
+    threads = max(1, min(torch.get_num_threads(), n // MIN_NEURONS_PER_THREAD))
+    fn(*(arg.data_ptr() if isinstance(arg, torch.Tensor) else arg for arg in args), 0, n, threads)
+
+
+def _in(t: torch.Tensor, cd: torch.dtype) -> torch.Tensor:
+    return t.to(cd).contiguous()
+
+
+def surrogate_args(sg):
+    """``(kind, scale, tanh(scale / 2))``: a built-in surrogate as the C and Triton kernels take it."""
+    return _KINDS[sg.kind], sg.scale, math.tanh(sg.scale / 2)
+
+
+# -- LIF family -----------------------------------------------------------------------------------
+def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, charge="affine", k=None, tau=0.0,
+                one_minus=0.0):
+    """``charge``: as :func:`adalif.kernels.ops.lif_forward` ("affine" or SpikingJelly's form "1"-"4")."""
+    T, O, P, I = x.shape
+    n = O * P * I
+    cd = compute_dtype(x.dtype)
+    xc = _in(x, cd)
+    spikes = torch.empty(x.shape, dtype=cd)
+    h_seq = torch.empty(x.shape if save_h else (0,), dtype=cd)
+    v = torch.empty((O, P, I), dtype=cd)
+    params = [_in(p.reshape(-1), cd) for p in (alpha, beta, gamma, alpha if k is None else k)]
+    _run("lif_forward", cd, n, xc, _in(v0, cd), *params, spikes, h_seq, v,
+         T, n, I, *(p.numel() for p in params), float(v_threshold), float(v_reset), int(hard),
+         float(tau or 1.0), float(one_minus), 0 if charge == "affine" else int(charge), int(tau > 0), int(save_h))
+    return spikes.to(x.dtype), h_seq, v
+
+
+def lif_backward(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach, sg,
+                 need_alpha, need_beta, need_gamma):
+    T, O, P, I = x.shape
+    n = O * P * I
     cd = h_seq.dtype
-    keep = 1 - detach  # the reset's share of the surrogate gradient
-    gv = grad_v
-    grad_x = [None] * h_seq.shape[0]
-    acc_a = acc_b = acc_g = torch.zeros((), dtype=cd)
-    for t in reversed(range(h_seq.shape[0])):
-        h = h_seq[t]
-        u = h - v_threshold
-        s = (u >= 0).to(cd)
-        psi = surrogate.derivative(u)
-        dv_dh = hard * ((1 - s) + keep * (v_reset - h) * psi) + (1 - hard) * (1 - keep * v_threshold * psi)
-        gh = gv * dv_dh + grad_s[t].to(cd) * psi
-        if grad_h is not None:
-            gh = gh + grad_h[t]
-        grad_x[t] = (gh * alpha).to(x.dtype)
-        if need_alpha:
-            acc_a = acc_a + gh * x[t].to(cd)
-        if need_beta:
-            if t == 0:
-                v_prev = v0
-            else:
-                h_prev = h_seq[t - 1]
-                v_prev = _reset(h_prev, h_prev >= v_threshold, v_threshold, v_reset, hard)
-            acc_b = acc_b + gh * v_prev
-        if need_gamma:
-            acc_g = acc_g + gh
-        gv = gh * beta
-    # Per-element accumulators leave the graph unreduced: reduced inside it, inductor recomputes
-    # the whole recurrence in a separate reduction kernel.
-    return torch.stack(grad_x), gv, acc_a, acc_b, acc_g
+    grad_x = torch.empty(x.shape, dtype=cd)
+    grad_v0 = torch.empty((O, P, I), dtype=cd)
+    acc = [torch.empty((O, P, I), dtype=cd) if need else None for need in (need_alpha, need_beta, need_gamma)]
+    a, b = _in(alpha.reshape(-1), cd), _in(beta.reshape(-1), cd)
+    kind, sg_a, sg_c = surrogate_args(sg)
+    _run("lif_backward", cd, n, _in(grad_s, cd), None if grad_h is None else _in(grad_h, cd),
+         _in(grad_v, cd), h_seq.contiguous(), _in(x, cd) if need_alpha else None,
+         _in(v0, cd), a, b, grad_x, grad_v0, *acc,
+         T, n, I, a.numel(), b.numel(), float(v_threshold), float(v_reset), int(hard), float(not detach),
+         kind, sg_a, sg_c)
+    p = max(alpha.numel(), beta.numel())
+    # Per-neuron accumulators reduced here by torch: deterministic, whatever the thread split.
+    reduce = lambda t: t.sum(dim=(0, 2)) if t is not None else torch.zeros(p, dtype=cd)  # noqa: E731
+    return grad_x.to(x.dtype), grad_v0, *(reduce(t) for t in acc)
 
 
-def per_parameter(acc, p: int):
-    """Per-element accumulator ``[O, P, I]`` (or a 0-d zero) -> ``[P]``: a deterministic torch sum."""
-    return acc.sum(dim=(0, 2)) if acc.dim() == 3 else acc.expand(p).clone()
+# -- AR-LIF ---------------------------------------------------------------------------------------
+def _functions_of_x(x, c, adaptive_reset, adaptive_threshold, carry_memory):
+    """tanh(X), sigmoid(X) and sigmoid(cX), computed by torch as the reference computes them (None
+    where an option is off): the spikes depend on them, so they must round as torch's do."""
+    tanh_x = torch.tanh(x) if adaptive_threshold else None
+    sig_x = torch.sigmoid(x) if adaptive_reset else None
+    gate = torch.sigmoid(c * x) if adaptive_reset and carry_memory else None
+    return tanh_x, sig_x, gate
 
 
-# -- AR-LIF -------------------------------------------------------------------------------------
-def _arlif_forward(
-    x, v0, m0, a, c, decay, v_threshold,
-    adaptive_reset: bool, adaptive_threshold: bool, carry_memory: bool, save: bool,
-):
-    v, m = v0, m0
-    tanh_a = torch.tanh(a)
-    spikes, hs, ms = [], [], []
-    for t in range(x.shape[0]):
-        xt = x[t].to(v.dtype)
-        h = decay * v + xt
-        theta = v_threshold + tanh_a * torch.tanh(xt) if adaptive_threshold else v_threshold
-        s = (h >= theta).to(v.dtype)
-        if adaptive_reset:
-            m_prev = m if carry_memory else torch.zeros_like(m)
-            gate = torch.sigmoid(c * xt)
-            m = gate * torch.relu(m_prev) - (1 - gate) * torch.relu(-m_prev) + (2 * s - 1) * torch.sigmoid(xt)
-            v = h - s * (theta + torch.sigmoid(m))
-        else:
-            v = h - s * theta
-        spikes.append(s.to(x.dtype))
-        if save:
-            hs.append(h)
-            ms.append(m)
-    stack = lambda seq: torch.stack(seq) if save else None  # noqa: E731
-    return torch.stack(spikes), stack(hs), stack(ms) if adaptive_reset else None, v, m
+def arlif_forward(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_threshold, carry_memory, save):
+    T = x.shape[0]
+    n = x[0].numel()
+    cd = compute_dtype(x.dtype)
+    xc = _in(x, cd)
+    spikes = torch.empty(x.shape, dtype=cd)
+    h_seq = torch.empty(x.shape if save else (0,), dtype=cd)
+    m_seq = torch.empty(x.shape if save and adaptive_reset else (0,), dtype=cd)
+    v = torch.empty(x.shape[1:], dtype=cd)
+    m = torch.empty(x.shape[1:], dtype=cd)
+    tanh_a = torch.tanh(a.to(cd)).item()  # torch's tanh, as the reference's
+    flags = (adaptive_reset, adaptive_threshold, carry_memory)
+    _run("arlif_forward", cd, n, xc, *_functions_of_x(xc, c.to(cd), *flags), _in(v0, cd), _in(m0, cd), spikes,
+         h_seq, m_seq, v, m, T, n, tanh_a, float(decay), float(v_threshold), *map(int, flags), int(save))
+    return spikes.to(x.dtype), h_seq, m_seq, v, m
 
 
-def _arlif_backward(
-    grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold,
-    surrogate: Surrogate, adaptive_reset: bool, adaptive_threshold: bool, carry_memory: bool,
-):
+def arlif_backward(grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold, sg,
+                   adaptive_reset, adaptive_threshold, carry_memory):
+    T = x.shape[0]
+    n = x[0].numel()
     cd = h_seq.dtype
-    tanh_a = torch.tanh(a)
-    gv, gm = grad_v, grad_m
-    grad_x = [None] * h_seq.shape[0]
-    acc_a = acc_c = torch.zeros((), dtype=cd)
-    for t in reversed(range(h_seq.shape[0])):
-        xt = x[t].to(cd)
-        h = h_seq[t]
-        tanh_x = torch.tanh(xt)
-        theta = v_threshold + tanh_a * tanh_x if adaptive_threshold else v_threshold
-        u = h - theta
-        s = (u >= 0).to(cd)
-        psi = surrogate.derivative(u)
-        gx = 0
-        if adaptive_reset:
-            m = m_seq[t]
-            sig_m = torch.sigmoid(m)
-            sig_x = torch.sigmoid(xt)
-            gm_total = gm - gv * s * sig_m * (1 - sig_m)
-            if grad_m_seq is not None:
-                gm_total = gm_total + grad_m_seq[t]
-            gs = grad_s[t].to(cd) - gv * (theta + sig_m) + gm_total * 2 * sig_x
-            gx = gm_total * (2 * s - 1) * sig_x * (1 - sig_x)
-            if carry_memory:
-                m_prev = m0 if t == 0 else m_seq[t - 1]
-                gate = torch.sigmoid(c * xt)
-                dgate = gm_total * m_prev.abs() * gate * (1 - gate)  # dM/dgate = |M_{t-1}|
-                gx = gx + dgate * c
-                acc_c = acc_c + dgate * xt
-                gm = gm_total * (gate * (m_prev > 0).to(cd) + (1 - gate) * (m_prev < 0).to(cd))
-            else:
-                gm = torch.zeros_like(gm_total)
-        else:
-            gs = grad_s[t].to(cd) - gv * theta
-        gu = gs * psi
-        gh = gv + gu
-        if grad_h is not None:
-            gh = gh + grad_h[t]
-        gx = gx + gh
-        if adaptive_threshold:
-            g_theta = -gv * s - gu
-            gx = gx + g_theta * tanh_a * (1 - tanh_x * tanh_x)
-            acc_a = acc_a + g_theta * tanh_x
-        grad_x[t] = gx.to(x.dtype)
-        gv = gh * decay
-    return torch.stack(grad_x), gv, gm, acc_a, acc_c
-
-
-# -- compiled entry points ----------------------------------------------------------------------
-_COMPILED = {}
-
-
-def _compiled(fn):
-    """One ``torch.compile`` wrapper per function, with dynamic shapes: one graph serves every
-    layer shape, so a network compiles each neuron configuration once, not once per layer."""
-    if fn not in _COMPILED:
-        _COMPILED[fn] = torch.compile(fn, fullgraph=True, dynamic=True)
-    return _COMPILED[fn]
-
-
-def _call(fn, *args):
-    # Detached: the inputs are reshaped views of the caller's tensors, and dynamo would guard on
-    # the shape of each view's base (a 5-D activation and a 3-D one would then need two graphs).
-    # (The custom ops own autograd; nothing here needs a graph.)
-    args = [a.detach() if isinstance(a, torch.Tensor) else a for a in args]
-    # No duck sizing: two dimensions that happen to be equal must not be specialised as equal.
-    # Each (T, dtype, surrogate, flags) is its own graph; the default limit of 8 graphs per
-    # function would silently fall back to eager after a few configurations.
-    with torch.fx.experimental._config.patch(use_duck_shape=False), torch._dynamo.config.patch(
-        recompile_limit=512, accumulated_recompile_limit=4096
-    ):
-        return _compiled(fn)(*args)
-
-
-def lif_forward(*args, form: str = "affine", k=None, tau=None, one_minus=None):
-    return _call(_lif_forward, *args, form, k, tau, one_minus)
-
-
-def lif_backward(*args):
-    return _call(_lif_backward, *args)
-
-
-def arlif_forward(*args):
-    return _call(_arlif_forward, *args)
-
-
-def arlif_backward(*args):
-    return _call(_arlif_backward, *args)
+    xc = _in(x, cd)
+    grad_x = torch.empty(x.shape, dtype=cd)
+    grad_v0, grad_m0, acc_a, acc_c = (torch.empty(x.shape[1:], dtype=cd) for _ in range(4))
+    kind, sg_a, sg_c = surrogate_args(sg)
+    tanh_a = torch.tanh(a.to(cd))
+    flags = (adaptive_reset, adaptive_threshold, carry_memory)
+    _run("arlif_backward", cd, n, _in(grad_s, cd), None if grad_h is None else _in(grad_h, cd),
+         None if grad_m_seq is None else _in(grad_m_seq, cd), _in(grad_v, cd), _in(grad_m, cd),
+         h_seq.contiguous(), m_seq.contiguous() if adaptive_reset else None, xc,
+         *_functions_of_x(xc, c.to(cd), *flags), _in(m0, cd), grad_x, grad_v0, grad_m0, acc_a, acc_c,
+         T, n, tanh_a.item(), c.to(cd).item(), float(decay), float(v_threshold), kind, sg_a, sg_c, *map(int, flags))
+    grad_a = (1 - tanh_a * tanh_a).reshape(()) * acc_a.sum()  # d tanh(a) / da, applied after the reduction
+    return grad_x.to(x.dtype), grad_v0, grad_m0, grad_a, acc_c.sum()

@@ -3,7 +3,7 @@
 Backends:
 
 * ``reference``: the plain loop of :mod:`adalif.functional` (autograd through every op);
-* ``cpu``: the fused, compiled loops of :mod:`.cpu` with hand-written backward;
+* ``cpu``: the fused C loops of :mod:`.cpu` (built on first use), with hand-written backward;
 * ``triton``: the Triton kernels of :mod:`.triton_impl` (CUDA tensors, or CPU tensors under
   ``TRITON_INTERPRET=1``);
 * ``compiled``: the generic path of :mod:`.generic`, the step function compiled over the whole
@@ -11,9 +11,12 @@ Backends:
   without hand-written kernels: CLIF, GLIF, your own).
 
 The choice is, in order: the neuron's ``backend`` argument, the ``ADALIF_BACKEND``
-environment variable, then automatic: ``triton`` for CUDA tensors, ``cpu`` for CPU sequences
-with at least :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons (below that the compile warm-up costs more
-than it saves), else ``reference``. The chosen name is logged at debug level and kept on the
+environment variable, then automatic: ``triton`` for CUDA tensors, ``cpu`` for CPU tensors (the C
+kernels are faster than the reference loop at every size: docs/benchmarks.md), ``compiled`` for a
+family without hand-written kernels on CUDA or on CPU sequences with at least
+:data:`AUTO_CPU_MIN_STEP_NUMEL` neurons per step (below that its compile costs more than it saves),
+else ``reference``. When the C kernels cannot be built (no C compiler), the automatic choice uses
+the reference loop and says why once. The chosen name is logged at debug level and kept on the
 module (``neuron.last_backend``). A requested backend that cannot run raises and says why; it
 never falls back silently. Configurations the fast paths do not cover (a surrogate that is not
 exactly one of the built-in classes, a subclass included, since the kernels evaluate the built-in
@@ -57,7 +60,8 @@ BACKENDS = ("reference", "cpu", "triton", "compiled")
 #: definition) runs on the generic ``compiled`` path of :mod:`.generic`.
 HAND_WRITTEN = ("lif", "dalif", "arlif")
 ENV_VAR = "ADALIF_BACKEND"
-#: Automatic selection uses the compiled CPU path from this many neurons per time step.
+#: Automatic selection uses the generic compiled path (``compiled``) on the CPU from this many neurons
+#: per time step. (The hand-written families use their C kernels at every size.)
 AUTO_CPU_MIN_STEP_NUMEL = 1 << 14
 
 #: The surrogates whose derivative the kernels evaluate in-kernel: these exact classes only, since
@@ -136,16 +140,13 @@ def select(family: str, requested: Optional[str], x: torch.Tensor, params: Named
         reason = _unsupported_reason(family, x, params)
         if reason is None and x.device.type not in ("cpu", "cuda"):
             reason = f"no fused kernel runs on {x.device.type} tensors"
-        if reason is None and x.is_cuda:
-            reason = triton_unavailable_reason(x.device)
+        if reason is None:
+            fused = "triton" if x.is_cuda else "cpu"
+            reason = triton_unavailable_reason(x.device) if x.is_cuda else _cpu_reason()
             if reason is None:
-                return "triton"
-        if reason is not None:
-            # The reference loop is several times slower: say so, once per reason.
-            _warn_once("adalif %s: using the reference loop (slower) because %s", family, reason)
-            return "reference"
-        if x[0].numel() >= AUTO_CPU_MIN_STEP_NUMEL and _cpu_reason() is None:
-            return "cpu"
+                return fused
+        # The reference loop is several times slower: say so, once per reason.
+        _warn_once("adalif %s: using the reference loop (slower) because %s", family, reason)
         return "reference"
     if name == "reference":
         return name
@@ -161,7 +162,9 @@ def select(family: str, requested: Optional[str], x: torch.Tensor, params: Named
 
 
 def _cpu_reason() -> Optional[str]:
-    return cpu.UNAVAILABLE_REASON
+    # The C kernels are built (or loaded) on first need; code being traced by torch.compile must not
+    # run a compiler, so it reads what an earlier call found (the op builds them when it runs).
+    return cpu.known_unavailable_reason() if torch.compiler.is_compiling() else cpu.unavailable_reason()
 
 
 def _select_compiled(family: str, name: Optional[str], explicit: bool, x: torch.Tensor, params: NamedTuple,

@@ -13,6 +13,7 @@ dynamic sizes otherwise: every layer shape of a network shares one compilation. 
 
 from __future__ import annotations
 
+import shutil
 from typing import NamedTuple, Optional
 
 import torch
@@ -20,6 +21,16 @@ import torch
 from ..functional.loop import Dynamics, unroll
 from ..functional.records import SequenceOutput
 from ..surrogate import Surrogate
+
+def _unavailable_reason() -> Optional[str]:
+    if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
+        return "torch.compile's CPU backend needs a C++ compiler (g++, c++ or clang++) on PATH"
+    return None
+
+
+#: Why the compiled path cannot run on the CPU here, or None when it can (checked once, at import,
+#: so that backend selection stays traceable by torch.compile).
+UNAVAILABLE_REASON = _unavailable_reason()
 
 _COMPILED = []
 _CANONICAL = {}
@@ -55,10 +66,10 @@ def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTup
 
 def unavailable_reason(device: torch.device) -> Optional[str]:
     """Why the compiled path cannot run on ``device``, or None."""
-    from . import cpu, dispatch
+    from . import dispatch
 
     if device.type == "cpu":
-        return cpu.UNAVAILABLE_REASON
+        return UNAVAILABLE_REASON
     if device.type == "cuda":
         return None if dispatch._TRITON_INSTALLED else "torch.compile on CUDA needs the triton package"
     return f"torch.compile's fused path runs on CPU and CUDA tensors, not {device.type}"

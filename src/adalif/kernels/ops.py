@@ -9,8 +9,8 @@ Two families cover the four neurons:
 * ``adalif::arlif_forward`` / ``adalif::arlif_backward``: AR-LIF with its ablation flags.
 
 Layout: ``x`` is ``[T, O, P, I]``, the state ``[O, P, I]``, and per-layer (P = 1) or per-channel
-parameters ``[P]``. ``impl`` names the implementation: ``"cpu"`` (compiled, :mod:`.cpu`) or
-``"triton"`` (:mod:`.triton_impl`, on CUDA or under ``TRITON_INTERPRET=1``).
+parameters ``[P]``. ``impl`` names the implementation: ``"cpu"`` (C, :mod:`.cpu`) or
+``"triton"`` (:mod:`.triton_impl`, on CUDA or under ``TRITON_INTERPRET=1``); both have one signature.
 Forward saves only :math:`H` (and :math:`M` for AR-LIF); spikes and the reset are recomputed.
 """
 
@@ -44,14 +44,6 @@ def _impl(name: str):
     raise ValueError(f"impl: unknown implementation {name!r}; expected 'cpu' or 'triton'")
 
 
-def _column(p: Tensor, dtype) -> Tensor:
-    return p.to(dtype).reshape(-1, 1)
-
-
-def _scalar(value: float, dtype) -> Tensor:
-    return torch.tensor(value, dtype=dtype)
-
-
 # -- LIF family ---------------------------------------------------------------------------------
 @torch.library.custom_op("adalif::lif_forward", mutates_args=())
 def lif_forward(
@@ -65,20 +57,9 @@ def lif_forward(
     ``charge``: ``"affine"`` (:math:`\\beta V + \\alpha X + \\gamma`, DA-LIF) or SpikingJelly's LIF
     expression ``"1"``-``"4"`` of :func:`adalif.functional.lif.charge`, dividing by ``tau`` (> 0,
     LIF) or multiplying by ``k`` ([P], PLIF); ``one_minus``: form 3's :math:`1 - 1/\\tau`. Both
-    implementations follow it exactly (Triton with IEEE division and no fused multiply-add)."""
-    if impl == "triton":
-        return _impl(impl).lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, charge, k, tau,
-                                       one_minus)
-    cd = cpu.compute_dtype(x.dtype)
-    exact = {}
-    if charge != "affine":
-        exact = dict(form=charge, k=None if tau > 0 else _column(k, cd), tau=_scalar(tau, cd) if tau > 0 else None,
-                     one_minus=_scalar(one_minus, cd) if tau > 0 else 1.0 - _column(k, cd))
-    s, h, v = cpu.lif_forward(
-        x, v0.to(cd), _column(alpha, cd), _column(beta, cd), _column(gamma, cd),
-        _scalar(v_threshold, cd), _scalar(v_reset, cd), _scalar(float(hard), cd), save_h, **exact,
-    )
-    return s, (h if save_h else x.new_empty(_EMPTY, dtype=cd)), v
+    implementations follow it exactly (IEEE division, no fused multiply-add)."""
+    return _impl(impl).lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, charge, k, tau,
+                                   one_minus)
 
 
 @lif_forward.register_fake
@@ -97,19 +78,10 @@ def lif_backward(
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns ``(grad_x, grad_v0, grad_alpha [P], grad_beta [P], grad_gamma [P])``."""
     sg = surrogate_of(sg_kind, sg_alpha)
-    if impl == "triton":
-        return _impl(impl).lif_backward(
-            grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach,
-            sg, need_alpha, need_beta, need_gamma,
-        )
-    cd = h_seq.dtype
-    gx, gv0, ga, gb, gg = cpu.lif_backward(
-        grad_s, grad_h, grad_v.to(cd), h_seq, x, v0.to(cd), _column(alpha, cd), _column(beta, cd),
-        _scalar(v_threshold, cd), _scalar(v_reset, cd), _scalar(float(hard), cd), _scalar(float(detach), cd),
+    return _impl(impl).lif_backward(
+        grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach,
         sg, need_alpha, need_beta, need_gamma,
     )
-    p = max(alpha.numel(), beta.numel())
-    return gx, gv0, *(cpu.per_parameter(acc, p) for acc in (ga, gb, gg))
 
 
 @lif_backward.register_fake
@@ -169,15 +141,7 @@ def arlif_forward(
 ) -> Tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Returns ``(spikes, h_seq or empty, m_seq or empty, v_T, m_T)``."""
     flags = (adaptive_reset, adaptive_threshold, carry_memory, save)
-    if impl == "triton":
-        return _impl(impl).arlif_forward(x, v0, m0, a, c, decay, v_threshold, *flags)
-    cd = cpu.compute_dtype(x.dtype)
-    s, h, m_seq, v, m = cpu.arlif_forward(
-        x, v0.to(cd), m0.to(cd), a.to(cd).reshape(()), c.to(cd).reshape(()),
-        _scalar(decay, cd), _scalar(v_threshold, cd), *flags,
-    )
-    empty = lambda: x.new_empty(_EMPTY, dtype=cd)  # noqa: E731  (a fresh one each: outputs must not alias)
-    return s, (h if save else empty()), (m_seq if m_seq is not None else empty()), v, m.clone()
+    return _impl(impl).arlif_forward(x, v0, m0, a, c, decay, v_threshold, *flags)
 
 
 @arlif_forward.register_fake
@@ -198,19 +162,9 @@ def arlif_backward(
     """Returns ``(grad_x, grad_v0, grad_m0, grad_a, grad_c)``."""
     sg = surrogate_of(sg_kind, sg_alpha)
     flags = (adaptive_reset, adaptive_threshold, carry_memory)
-    if impl == "triton":
-        return _impl(impl).arlif_backward(
-            grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold, sg, *flags
-        )
-    cd = h_seq.dtype
-    a = a.to(cd).reshape(())
-    gx, gv0, gm0, acc_a, acc_c = cpu.arlif_backward(
-        grad_s, grad_h, grad_m_seq, grad_v.to(cd), grad_m.to(cd), h_seq, m_seq if adaptive_reset else None,
-        x, m0.to(cd), a, c.to(cd).reshape(()), _scalar(decay, cd), _scalar(v_threshold, cd),
-        sg, *flags,
+    return _impl(impl).arlif_backward(
+        grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold, sg, *flags
     )
-    grad_a = (1 - torch.tanh(a) ** 2) * acc_a.sum()  # d tanh(a) / da, applied after the reduction
-    return gx, gv0, gm0.clone(), grad_a, acc_c.sum()
 
 
 @arlif_backward.register_fake

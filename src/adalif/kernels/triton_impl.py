@@ -11,14 +11,15 @@ through Triton's CPU interpreter (``TRITON_INTERPRET=1``).
 
 from __future__ import annotations
 
-import math
 
 import torch
 import triton
 import triton.language as tl
 
+from .cpu import compute_dtype as _cd
+from .cpu import surrogate_args
+
 BLOCK = 1024
-_KINDS = {"rectangle": 0, "triangle": 1, "sigmoid": 2, "atan": 3, "dspike": 4}
 
 
 @triton.jit
@@ -168,16 +169,8 @@ def _dt(dtype):
     return tl.float64 if dtype == torch.float64 else tl.float32
 
 
-def _cd(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _grid(n):
     return (triton.cdiv(n, BLOCK),)
-
-
-def _surrogate_args(sg):
-    return _KINDS[sg.kind], sg.scale, math.tanh(sg.scale / 2)
 
 
 def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, charge="affine", k=None, tau=0.0,
@@ -209,7 +202,7 @@ def lif_backward(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold,
     grad_x = torch.empty(x.shape, dtype=x.dtype, device=x.device)
     grad_v0 = torch.empty((O, P, I), dtype=cd, device=x.device)
     acc = [torch.empty((O, P, I) if need else (1,), dtype=cd, device=x.device) for need in (need_alpha, need_beta, need_gamma)]
-    kind, sg_a, sg_c = _surrogate_args(sg)
+    kind, sg_a, sg_c = surrogate_args(sg)
     has_gh = grad_h is not None
     a, b = alpha.to(cd).contiguous(), beta.to(cd).contiguous()
     _lif_bwd_kernel[_grid(n)](
@@ -362,7 +355,7 @@ def arlif_backward(grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, 
     grad_m0 = torch.empty(x.shape[1:], dtype=cd, device=x.device)
     acc_a = torch.empty(x.shape[1:], dtype=cd, device=x.device)
     acc_c = torch.empty(x.shape[1:], dtype=cd, device=x.device)
-    kind, sg_a, sg_c = _surrogate_args(sg)
+    kind, sg_a, sg_c = surrogate_args(sg)
     tanh_a = torch.tanh(a.to(cd))
     _arlif_bwd_kernel[_grid(n)](
         grad_s.contiguous(), grad_h.contiguous() if grad_h is not None else h_seq,
