@@ -390,6 +390,34 @@ def _heatmap(args) -> str:
     return f"heatmap: {run_heatmap(_base_config(args), args.alpha, args.beta, args.epochs)}"
 
 
+def warmup_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        exit_on_error=False, prog="adalif warmup",
+        description="Pay the fast paths' one-time costs now, for every later process on this machine: build the C "
+        "kernels of LIF, PLIF, DA-LIF and AR-LIF (about 2 s; kept in $ADALIF_CACHE_DIR, else ~/.cache/adalif), and "
+        "compile each NAME without hand-written kernels (CLIF, GLIF, yours) on the generic compiled path for every "
+        "--T and --rank into torch.compile's on-disk cache. Examples: adalif warmup; adalif warmup clif glif --T 4 6; "
+        "adalif warmup alif --import my_neurons.py",
+    )
+    parser.add_argument("names", nargs="*", default=[], help="neurons to compile (adalif neurons lists them)")
+    parser.add_argument("--T", dest="Ts", type=int, nargs="+", default=[4], help="sequence lengths (default 4)")
+    parser.add_argument("--rank", dest="ranks", type=int, nargs="+", default=[3, 5],
+                        help="input ranks: 3 for [T, B, N], 5 for [T, B, C, H, W] (default 3 5)")
+    _import_argument(parser, "you want compiled")
+    return parser
+
+
+def _warmup(args) -> str:
+    from .kernels.warmup import warmup
+
+    import_all(args.imports)
+    try:
+        warmup(args.names, args.Ts, args.ranks)
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    return "warm: later processes load these instead of building or compiling them"
+
+
 def _neurons(args) -> str:
     from . import definitions
 
@@ -486,6 +514,8 @@ COMMANDS: Dict[str, Command] = {
                       _figure),
     "neurons": Command("list every neuron (built in, --import, installed) or document one", _parsed_by(neurons_parser),
                        _neurons),
+    "warmup": Command("build the C kernels and compile neurons now, for every later process", _parsed_by(warmup_parser),
+                      _warmup),
 }
 
 

@@ -336,7 +336,7 @@ def _run_lif(family, x, state, params, impl, return_traces) -> F.SequenceOutput:
         k = co.alpha.new_zeros(1) if tau is not None else torch.as_tensor(params.decay, dtype=co.alpha.dtype,
                                                                            device=x.device).reshape(-1).detach()
         exact = (str(lif_charge_form(params)), k, float(tau or 0.0), (1.0 - 1.0 / tau) if tau else 0.0)
-    s, h_seq, v = torch.ops.adalif.lif_forward(
+    s, h_seq, v = ops.lif(
         x.reshape(T, *blocks), state.v.reshape(blocks), co.alpha, co.beta, co.gamma,
         float(params.v_threshold), float(co.v_reset), co.hard, bool(params.detach_reset),
         sg.kind, sg.scale, save, impl, *exact,
@@ -359,7 +359,7 @@ def _run_arlif(x, state, params, impl, return_traces) -> F.SequenceOutput:
     shape = (1, 1, x[0].numel())
     sg = params.surrogate
     save = _needs_save(x, state, (a, c), return_traces)
-    s, h_seq, m_seq, v, m = torch.ops.adalif.arlif_forward(
+    s, h_seq, m_seq, v, m = ops.arlif(
         x.reshape(T, *shape), state.v.reshape(shape), state.m.reshape(shape), a, c,
         float(params.decay), float(params.v_threshold), bool(params.adaptive_reset),
         bool(params.adaptive_threshold), bool(params.carry_memory), sg.kind, sg.scale, save, impl,

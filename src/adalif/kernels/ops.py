@@ -45,8 +45,7 @@ def _impl(name: str):
 
 
 # -- LIF family ---------------------------------------------------------------------------------
-@torch.library.custom_op("adalif::lif_forward", mutates_args=())
-def lif_forward(
+def _lif_forward(
     x: Tensor, v0: Tensor, alpha: Tensor, beta: Tensor, gamma: Tensor,
     v_threshold: float, v_reset: float, hard: bool, detach: bool,
     sg_kind: str, sg_alpha: float, save_h: bool, impl: str, charge: str = "affine", k: Optional[Tensor] = None,
@@ -62,6 +61,9 @@ def lif_forward(
                                    one_minus)
 
 
+lif_forward = torch.library.custom_op("adalif::lif_forward", _lif_forward, mutates_args=())
+
+
 @lif_forward.register_fake
 def _(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg_alpha, save_h, impl, charge="affine",
       k=None, tau=0.0, one_minus=0.0):
@@ -70,8 +72,7 @@ def _(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, detach, sg_kind, sg
     return torch.empty_like(x), h, v0.new_empty(v0.shape, dtype=cd)
 
 
-@torch.library.custom_op("adalif::lif_backward", mutates_args=())
-def lif_backward(
+def _lif_backward(
     grad_s: Tensor, grad_h: Optional[Tensor], grad_v: Tensor, h_seq: Tensor, x: Tensor, v0: Tensor,
     alpha: Tensor, beta: Tensor, v_threshold: float, v_reset: float, hard: bool, detach: bool,
     sg_kind: str, sg_alpha: float, need_alpha: bool, need_beta: bool, need_gamma: bool, impl: str,
@@ -82,6 +83,9 @@ def lif_backward(
         grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach,
         sg, need_alpha, need_beta, need_gamma,
     )
+
+
+lif_backward = torch.library.custom_op("adalif::lif_backward", _lif_backward, mutates_args=())
 
 
 @lif_backward.register_fake
@@ -116,7 +120,7 @@ def _lif_autograd_backward(ctx, grad_s, grad_h, grad_v):
     if grad_v is None:
         grad_v = torch.zeros_like(v0, dtype=h_seq.dtype)
     need = ctx.needs_input_grad
-    gx, gv0, ga, gb, gg = lif_backward(
+    gx, gv0, ga, gb, gg = (lif_backward if torch.compiler.is_compiling() else _lif_backward)(
         grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold, v_reset, hard, detach,
         sg_kind, sg_alpha, need[2], need[3], need[4], impl,
     )
@@ -133,8 +137,7 @@ torch.library.register_autograd("adalif::lif_forward", _lif_autograd_backward, s
 
 
 # -- AR-LIF ------------------------------------------------------------------------------------
-@torch.library.custom_op("adalif::arlif_forward", mutates_args=())
-def arlif_forward(
+def _arlif_forward(
     x: Tensor, v0: Tensor, m0: Tensor, a: Tensor, c: Tensor, decay: float, v_threshold: float,
     adaptive_reset: bool, adaptive_threshold: bool, carry_memory: bool,
     sg_kind: str, sg_alpha: float, save: bool, impl: str,
@@ -142,6 +145,9 @@ def arlif_forward(
     """Returns ``(spikes, h_seq or empty, m_seq or empty, v_T, m_T)``."""
     flags = (adaptive_reset, adaptive_threshold, carry_memory, save)
     return _impl(impl).arlif_forward(x, v0, m0, a, c, decay, v_threshold, *flags)
+
+
+arlif_forward = torch.library.custom_op("adalif::arlif_forward", _arlif_forward, mutates_args=())
 
 
 @arlif_forward.register_fake
@@ -152,8 +158,7 @@ def _(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_threshold, c
     return torch.empty_like(x), h, m_seq, v0.new_empty(v0.shape, dtype=cd), m0.new_empty(m0.shape, dtype=cd)
 
 
-@torch.library.custom_op("adalif::arlif_backward", mutates_args=())
-def arlif_backward(
+def _arlif_backward(
     grad_s: Tensor, grad_h: Optional[Tensor], grad_m_seq: Optional[Tensor], grad_v: Tensor, grad_m: Tensor,
     h_seq: Tensor, m_seq: Tensor, x: Tensor, m0: Tensor, a: Tensor, c: Tensor, decay: float,
     v_threshold: float, adaptive_reset: bool, adaptive_threshold: bool, carry_memory: bool,
@@ -165,6 +170,9 @@ def arlif_backward(
     return _impl(impl).arlif_backward(
         grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold, sg, *flags
     )
+
+
+arlif_backward = torch.library.custom_op("adalif::arlif_backward", _arlif_backward, mutates_args=())
 
 
 @arlif_backward.register_fake
@@ -194,7 +202,7 @@ def _arlif_autograd_backward(ctx, grad_s, grad_h, grad_m_seq, grad_v, grad_m):
     grad_s = torch.zeros_like(x) if grad_s is None else grad_s
     grad_v = torch.zeros_like(v0, dtype=cd) if grad_v is None else grad_v
     grad_m = torch.zeros_like(m0, dtype=cd) if grad_m is None else grad_m
-    gx, gv0, gm0, ga, gc = arlif_backward(
+    gx, gv0, gm0, ga, gc = (arlif_backward if torch.compiler.is_compiling() else _arlif_backward)(
         grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, m0, a, c, decay, v_threshold,
         adaptive_reset, adaptive_threshold, carry_memory, sg_kind, sg_alpha, impl,
     )
@@ -207,3 +215,30 @@ def _arlif_autograd_backward(ctx, grad_s, grad_h, grad_m_seq, grad_v, grad_m):
 
 
 torch.library.register_autograd("adalif::arlif_forward", _arlif_autograd_backward, setup_context=_arlif_setup)
+
+
+# -- eager entry points ---------------------------------------------------------------------------
+def _eager(forward, setup, backward, name):
+    """The same forward and backward as an autograd.Function, for eager calls: a custom op's first
+    call imports torch._dynamo (about 2 s), which eager code never needs."""
+    return type(name, (torch.autograd.Function,), {
+        "forward": staticmethod(forward), "setup_context": staticmethod(setup),
+        "backward": staticmethod(backward),
+    })
+
+
+_LIFEager = _eager(_lif_forward, _lif_setup, _lif_autograd_backward, "_LIFEager")
+_ARLIFEager = _eager(_arlif_forward, _arlif_setup, _arlif_autograd_backward, "_ARLIFEager")
+_LIF_DEFAULTS = ("affine", None, 0.0, 0.0)  # charge, k, tau, one_minus
+
+
+def lif(*args):
+    """``adalif::lif_forward`` with autograd: the custom op inside ``torch.compile`` (opaque to the
+    graph, with its fake implementation), an equal autograd.Function in eager code."""
+    args = args + _LIF_DEFAULTS[len(args) - 13:]
+    return torch.ops.adalif.lif_forward(*args) if torch.compiler.is_compiling() else _LIFEager.apply(*args)
+
+
+def arlif(*args):
+    """``adalif::arlif_forward`` with autograd, as :func:`lif`."""
+    return torch.ops.adalif.arlif_forward(*args) if torch.compiler.is_compiling() else _ARLIFEager.apply(*args)
