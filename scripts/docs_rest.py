@@ -8,10 +8,14 @@ renders them. Written here because no maintained extension converts these roles 
 * ````literal```` -> `` `literal` ``;
 * a paragraph ending in ``::`` and the indented block after it -> the paragraph ending in ``:``
   and a fenced Python block.
+
+It also shows a default written as a private name (``decay: float = _ARLIF.decay``, a module's
+defaults taken from its functional record) as the value it stands for (``0.5``).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import textwrap
 
@@ -70,9 +74,23 @@ def to_markdown(text: str) -> str:
     return _blocks(text)  # last: the fences it writes are not inline literals
 
 
+_PRIVATE_DEFAULT = re.compile(r"_[A-Za-z]\w*(\.\w+)+")
+
+
+def _resolve_defaults(func: griffe.Object) -> None:
+    """Defaults such as ``_ARLIF.decay`` (a private name, meaningless on the page) as their values."""
+    for param in func.parameters:
+        text = str(param.default) if param.default is not None else ""
+        if _PRIVATE_DEFAULT.fullmatch(text):
+            module = importlib.import_module(func.module.path)
+            param.default = repr(eval(text, vars(module)))  # noqa: S307 (our own module's names)
+
+
 class RestToMarkdown(griffe.Extension):
-    """Rewrites every docstring griffe reads (:func:`to_markdown`)."""
+    """Rewrites every docstring griffe reads (:func:`to_markdown`) and private defaults."""
 
     def on_instance(self, *, obj: griffe.Object, **kwargs) -> None:
         if obj.docstring is not None:
             obj.docstring.value = to_markdown(obj.docstring.value)
+        if obj.is_function:
+            _resolve_defaults(obj)

@@ -147,3 +147,13 @@ def test_docs_site_renders_the_docstrings_rest_forms_as_markdown(site):
             assert form not in rendered, (page, form)
     memory = open(os.path.join(site, "api", "memory", "index.html")).read()
     assert "<code>with adalif.memory.packed_spikes(model):" in memory or "packed_spikes</span><span" in memory
+
+
+def test_docs_site_signatures_show_default_values_not_private_names(site):
+    """``ARLIF(decay: float = _ARLIF.decay)`` is shown with the value, 0.5 (scripts/docs_rest.py)."""
+    import glob
+
+    for page in glob.glob(os.path.join(site, "api", "*", "index.html")):
+        assert not re.search(r"= _[A-Z]\w*\.\w+", text(page)), page
+    api = text(os.path.join(site, "api", "adalif", "index.html"))
+    assert "ARLIF ( decay : float = 0.5 , v_threshold : float = 1.0 , a_init : float = 0.0" in api

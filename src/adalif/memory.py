@@ -35,7 +35,7 @@ from torch import nn
 
 __all__ = ["MEMORY_SPIKES", "MEMORY_CHECKPOINT", "packed_spikes", "checkpoint_blocks", "checkpoint_time",
            "time_chunk_refusal", "training_memory", "is_binary", "recomputing", "chunk_start",
-           "pack_bits", "unpack_bits", "segments", "default_container"]
+           "pack_bits", "unpack_bits", "segments", "default_container", "kept_for_backward", "KeptForBackward"]
 
 MEMORY_SPIKES = ("packed", "plain")
 """The values of ``memory.spikes``: saved spikes stored as bits (:func:`packed_spikes`) or as they are."""
@@ -210,6 +210,52 @@ def _pack_hook(t: torch.Tensor):
     return t if bits is None else _Packed(base, bits, t)
 
 
+_COUNTERS: List["KeptForBackward"] = []
+
+
+class KeptForBackward:
+    """What :func:`kept_for_backward` counted: :attr:`bytes`, the sum over the distinct storages kept."""
+
+    def __init__(self) -> None:
+        self._storages: Dict[int, int] = {}
+
+    def add(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        self._storages[storage.data_ptr()] = storage.nbytes()
+
+    @property
+    def bytes(self) -> int:
+        return sum(self._storages.values())
+
+
+@contextlib.contextmanager
+def kept_for_backward():
+    """Count the bytes that a forward pass run inside keeps for its backward pass: every distinct
+    storage saved for backward (by PyTorch's layers, or by the options of :func:`training_memory`:
+    bits for packed spikes, the input and states a checkpoint saves, the convolutions' outputs that
+    ``checkpoint="neurons"`` keeps). On the CPU, where torch keeps no allocator statistics, this is
+    the part of a training step's peak memory that grows with the sequence length::
+
+        with adalif.memory.kept_for_backward() as kept:
+            with adalif.memory.training_memory(model, spikes="packed"):
+                loss = criterion(model(x), y)
+        print(kept.bytes)
+
+    Parameters count when a layer saves them; a storage counts once however many tensors view it."""
+    counter = KeptForBackward()
+    _COUNTERS.append(counter)
+
+    def pack(t):  # saves made outside adalif's hooks (theirs count in _saving)
+        counter.add(t)
+        return t
+
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            yield counter
+    finally:
+        _COUNTERS.remove(counter)
+
+
 def _unpack_hook(saved):
     return saved.unpack() if isinstance(saved, _Packed) else saved
 
@@ -269,7 +315,10 @@ def _saving(neurons: Iterable[nn.Module], packing: bool, storages: Optional[set]
     def pack(t):
         if storages is not None:
             storages.add(t.untyped_storage().data_ptr())
-        return _pack_hook(t) if packing else t
+        kept = _pack_hook(t) if packing else t
+        for counter in _COUNTERS:
+            counter.add(kept.bits if isinstance(kept, _Packed) else kept)
+        return kept
 
     handles = [m.register_forward_hook(_mark) for m in neurons] if packing else []
     _DEPTH[0] += packing
@@ -591,6 +640,10 @@ class _Checkpoint(torch.autograd.Function):
         keep = _convolutions(piece.modules, ctx.kept, False) if piece.keep_convs else contextlib.nullcontext()
         with piece.carry(_unflatten(flat_start, layout), end), keep:
             y = _run(piece.modules, x)
+        for counter in _COUNTERS:  # the convolutions' outputs, kept on this node
+            for outputs in (ctx.kept or {}).values():
+                for out in outputs:
+                    counter.add(out)
         ctx.versions = [(p, p._version) for p in piece.params]
         ctx.fingerprint = _fingerprint(y)
         ctx.save_for_backward(x, *flat_start)
@@ -892,8 +945,20 @@ def checkpoint_time(model: nn.Module, container: Optional[nn.Sequential] = None,
 
 @contextlib.contextmanager
 def training_memory(model: nn.Module, spikes: str = "plain", checkpoint: str = "none", chunk: int = 2):
-    """The two options of a config's ``memory`` section together (``spikes``: packed|plain,
-    ``checkpoint``: none|neurons|blocks|time, ``chunk``: the time steps per chunk of ``time``)."""
+    """The two options of a config's ``memory`` section together, around a forward pass::
+
+        with adalif.memory.training_memory(model, spikes="packed", checkpoint="time", chunk=4):
+            loss = criterion(model(x), y)
+        loss.backward()
+
+    ``spikes``: ``packed`` stores the spikes layers save for backward as bits (:func:`packed_spikes`),
+    ``plain`` as they are. ``checkpoint``: ``none``; ``neurons`` keeps each convolution's output and
+    recomputes the batch norms and neurons, ``blocks`` keeps each block's input and recomputes the
+    block (:func:`checkpoint_blocks`); ``time`` runs ``chunk`` time steps at a time and keeps only the
+    neurons' states between chunks (:func:`checkpoint_time`). Gradients equal a plain run's (bit for
+    bit except ``time``, which sums chunk by chunk); an unknown value raises ``ValueError`` naming
+    it, and every option refuses ``torch.compile``. docs/training.md ("Training memory") measures
+    them; :func:`kept_for_backward` counts what a forward pass keeps."""
     if spikes not in MEMORY_SPIKES:
         raise ValueError(f"memory.spikes: got {spikes!r}, expected one of {list(MEMORY_SPIKES)}")
     if checkpoint not in MEMORY_CHECKPOINT:

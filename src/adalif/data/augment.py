@@ -127,7 +127,7 @@ class CutoutBoxes(NamedTuple):
 
 class TorchtoolboxCutout(nn.Module):
     """torchtoolbox 0.1.8.2's ``Cutout()`` on a batch: the CLIF recipe's augmentation, between the
-    crop and the flip (docs/data.md; ../shared/reference/neurons.md section 7).
+    crop and the flip (docs/data.md).
 
     Per row, with six uniforms :math:`u_0 \\dots u_5 \\in [0, 1)` drawn in the official order: erase
     when :math:`u_0 < p`; area :math:`s = (s_0 + (s_1 - s_0) u_1) H W`, aspect ratio

@@ -1,5 +1,5 @@
 """CLIF, the Complementary LIF of Huang et al. (ICML 2024), as its official code computes it
-(``ComplementaryLIFNeuron``; ../shared/reference/neurons.md section 7, docs/neurons.md).
+(``ComplementaryLIFNeuron``; docs/neurons.md, "CLIF").
 
 No learnable parameter; state :math:`(V, M)`, both 0 at the start. Per step, in the official order::
 

@@ -1,6 +1,5 @@
 """GLIF, the Gated LIF of Yao et al. (NeurIPS 2022), as its official code computes it
-(``LIFSpike_CW`` channel-wise, ``LIFSpike`` layer-wise; ../shared/reference/neurons.md section 8,
-docs/neurons.md).
+(``LIFSpike_CW`` channel-wise, ``LIFSpike`` layer-wise; docs/neurons.md, "GLIF").
 
 Every parameter is the sigmoid of a raw one: gates :math:`\\alpha, \\beta, \\gamma`; decay
 :math:`\\tau`, threshold :math:`V_{th}`, leak :math:`V_l`, soft-reset amount :math:`V_r`, per
