@@ -76,9 +76,11 @@ def test_definitions_without_kernels_choose_the_compiled_path_automatically(monk
     monkeypatch.delenv("ADALIF_BACKEND", raising=False)
     clif = adalif.CLIF()
     clif(torch.randn(2, 4, 8))
-    assert clif.last_backend == "reference"  # small: the compile warm-up would cost more
+    assert clif.last_backend == "compiled"  # its step translates to C: no compile to amortise
     clif(torch.randn(2, 1, 1 << 14))
     assert clif.last_backend == "compiled"
+    dalif = adalif.DALIF(granularity="channel", num_channels=4)  # its step views [C]: not translated
+    assert not adalif.kernels.stepgen.translates(dalif.dynamics, torch.randn(2, 3, 4, 5), dalif.params())
     with pytest.raises(RuntimeError, match="clif has no hand-written kernels; use backend='compiled'"):
         adalif.CLIF(backend="cpu")(torch.randn(2, 4))
 
@@ -203,3 +205,62 @@ def test_a_bug_in_the_step_raises_as_itself_on_compiled_not_as_a_graph_break(mon
         with pytest.raises(AttributeError, match="missing_option"):
             neuron(torch.randn(2, 1, adalif.kernels.dispatch.AUTO_CPU_MIN_STEP_NUMEL))
     assert neuron.dynamics.step not in adalif.kernels.dispatch._NOT_ONE_GRAPH
+
+
+# -- the C generator (kernels/stepgen.py) ----------------------------------------------------------------
+def custom_neuron(step_body, name="custom"):
+    """An unregistered one-state neuron whose step runs ``step_body(h, x)`` to get its spike input."""
+    from typing import NamedTuple
+
+    from adalif.functional import StepOutput
+    from adalif.surrogate import Triangle
+
+    class Options(NamedTuple):
+        v_threshold: float = 1.0
+        surrogate: object = Triangle(1.0)
+
+    class State(NamedTuple):
+        v: torch.Tensor
+
+    def step(x, state, p):
+        h = 0.9 * state.v + x
+        s = p.surrogate(step_body(h, x) - p.v_threshold)
+        return StepOutput(s, State(h - s * p.v_threshold), h)
+
+    return D.NeuronDefinition(name, name.title(), Options, State, step).module_class()
+
+
+@pytest.mark.parametrize("body, translated", [
+    (lambda h, x: torch.where(h > 0, h, 0.5 * h) + torch.sigmoid(x).clamp(0.1, 0.9) ** 2, None),
+    (lambda h, x: h + torch.tanh(x) * torch.exp(-x.abs()) / (1.0 + x * x).sqrt(), None),
+    (lambda h, x: h + x.mean(), "aten.mean"),                    # a reduction
+    (lambda h, x: h + x.view(-1).flip(0).view(x.shape), "aten.view"),  # a view
+])
+def test_the_c_generator_translates_elementwise_steps_exactly_and_refuses_the_rest(body, translated, caplog):
+    neuron = custom_neuron(body)(backend="compiled")
+    x = torch.randn(5, 3, 40) * 1.5
+    assert adalif.kernels.stepgen.translates(neuron.dynamics, x, neuron.params()) == (translated is None)
+    if translated is not None:
+        with pytest.raises(adalif.kernels.stepgen.Unsupported, match=translated):
+            adalif.kernels.stepgen.plan(neuron.dynamics, neuron.params(), neuron.dynamics.initial_state(x[0], None),
+                                        x.dtype)
+        return
+    runs = []
+    for backend in ("compiled", "reference"):
+        neuron.backend = backend
+        xi = x.clone().requires_grad_()
+        out = neuron.run(xi, return_traces=True)
+        ((out.spikes * x).sum() + (out.h_seq * x.cos()).sum() + out.state.v.sum()).backward()
+        runs.append((out, xi.grad))
+    (fast, gf), (ref, gr) = runs
+    assert torch.equal(fast.spikes, ref.spikes) and torch.equal(fast.h_seq, ref.h_seq)
+    assert torch.equal(fast.v_seq, ref.v_seq) and torch.equal(fast.state.v, ref.state.v)
+    torch.testing.assert_close(gf, gr, rtol=1e-5, atol=1e-5)
+
+
+def test_the_c_generator_refuses_a_branch_on_a_tensor_value():
+    neuron = graph_breaking_neuron(warn_if_large)()  # `if (h.abs() > 1e3).any()`: the reduction is refused
+    x = torch.randn(2, 3, 4)
+    with pytest.raises(adalif.kernels.stepgen.Unsupported, match="aten.any giving a torch.bool tensor of shape"):
+        adalif.kernels.stepgen.plan(neuron.dynamics, neuron.params(), neuron.dynamics.initial_state(x[0], None),
+                                    x.dtype)

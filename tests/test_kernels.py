@@ -195,8 +195,8 @@ def test_automatic_selection_by_size_and_configuration(monkeypatch):
         smooth(large)
         assert smooth.last_backend == "reference"
         clif = CLIF()
-        clif(small)  # the generic compiled path only from AUTO_CPU_MIN_STEP_NUMEL neurons per step
-        assert clif.last_backend == "reference"
+        clif(small)  # its step translates to C: the compiled path at every size
+        assert clif.last_backend == "compiled"
 
 
 def test_environment_variable_and_argument_override(monkeypatch):

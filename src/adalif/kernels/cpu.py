@@ -88,32 +88,72 @@ def _cpu_features() -> str:
     return platform.processor() or platform.machine()
 
 
-def _library_path(cc: str) -> Path:
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
+def _compiler_version(cc: str) -> str:
+    if cc not in _VERSIONS:
+        _VERSIONS[cc] = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False).stdout
+    return _VERSIONS[cc]
+
+
+_VERSIONS = {}
+
+
+def _library_path(cc: str, source: bytes, name: str) -> Path:
     digest = hashlib.sha256()
-    for part in (*(p.read_bytes() for p in SOURCES), version.encode(), " ".join(CFLAGS).encode(),
-                 _cpu_features().encode(), platform.machine().encode()):
+    for part in (source, _compiler_version(cc).encode(), " ".join(CFLAGS).encode(), _cpu_features().encode(),
+                 platform.machine().encode()):
         digest.update(part)
     suffix = ".dylib" if sys.platform == "darwin" else ".so"
-    return cache_dir() / f"adalif_cpu-{digest.hexdigest()[:16]}{suffix}"
+    return cache_dir() / f"{name}-{digest.hexdigest()[:16]}{suffix}"
 
 
-def _build(cc: str, target: Path) -> None:
+def _build(cc: str, source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.stem + ".", suffix=".tmp")
     os.close(fd)
     try:
-        command = [cc, *CFLAGS, "-o", tmp, str(SOURCES[0]), "-lm"]
+        command = [cc, *CFLAGS, "-o", tmp, str(source), "-lm"]
         done = subprocess.run([*command, "-fopenmp"], capture_output=True, text=True, check=False)
         if done.returncode != 0:  # a compiler without OpenMP: one thread
             done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
-            raise RuntimeError(f"{Path(cc).name} failed to build the CPU kernels: {first}")
+            raise RuntimeError(f"{Path(cc).name} failed to build {source.name}: {first}")
         os.replace(tmp, target)  # atomic: a concurrent build replaces a complete file with an equal one
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def load_c(name: str, source: Optional[str] = None) -> ctypes.CDLL:
+    """The library built from C ``source`` (text; None: this package's native.c), from the cache
+    folder, building it first if it is not there (the module docstring: names, atomic builds).
+    Raises RuntimeError (no compiler, a failed build) or OSError."""
+    cc = _compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler (cc, gcc or clang; or $CC) on PATH")
+    text = b"".join(p.read_bytes() for p in SOURCES) if source is None else source.encode()
+    for attempt in range(2):
+        path = _library_path(cc, text, name)
+        try:
+            if not path.exists():
+                if source is None:
+                    _build(cc, SOURCES[0], path)
+                else:  # the generated source beside its library, written atomically too
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem + ".", suffix=".c")
+                    with os.fdopen(fd, "w") as f:
+                        f.write(source)
+                    try:
+                        _build(cc, Path(tmp), path)
+                    finally:
+                        os.unlink(tmp)
+            return ctypes.CDLL(str(path))
+        except PermissionError:
+            if attempt:
+                raise
+            # a read-only cache folder: this user's temporary folder instead
+            os.environ[CACHE_ENV] = os.path.join(tempfile.gettempdir(), f"adalif-{os.getuid()}")
+    raise AssertionError("unreachable")
 
 
 _LOCK = threading.Lock()
@@ -138,19 +178,7 @@ def library() -> ctypes.CDLL:
 
 
 def _load() -> ctypes.CDLL:
-    cc = _compiler()
-    if cc is None:
-        raise RuntimeError("no C compiler (cc, gcc or clang; or $CC) on PATH")
-    path = _library_path(cc)
-    if not path.exists():
-        try:
-            _build(cc, path)
-        except PermissionError:  # a read-only cache folder: build into this user's temporary folder
-            os.environ.setdefault(CACHE_ENV, os.path.join(tempfile.gettempdir(), f"adalif-{os.getuid()}"))
-            path = _library_path(cc)
-            if not path.exists():
-                _build(cc, path)
-    lib = ctypes.CDLL(str(path))
+    lib = load_c("adalif_cpu")
     _declare(lib)
     return lib
 

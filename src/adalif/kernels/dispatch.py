@@ -13,9 +13,9 @@ Backends:
 The choice is, in order: the neuron's ``backend`` argument, the ``ADALIF_BACKEND``
 environment variable, then automatic: ``triton`` for CUDA tensors, ``cpu`` for CPU tensors (the C
 kernels are faster than the reference loop at every size: docs/benchmarks.md), ``compiled`` for a
-family without hand-written kernels on CUDA or on CPU sequences with at least
-:data:`AUTO_CPU_MIN_STEP_NUMEL` neurons per step (below that its compile costs more than it saves),
-else ``reference``. When the C kernels cannot be built (no C compiler), the automatic choice uses
+family without hand-written kernels on CUDA, on CPU tensors when its step translates to C
+(:mod:`.stepgen`), or on CPU sequences with at least :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons per
+step (below that ``torch.compile`` costs more than it saves), else ``reference``. When the C kernels cannot be built (no C compiler), the automatic choice uses
 the reference loop and says why once. The chosen name is logged at debug level and kept on the
 module (``neuron.last_backend``). A requested backend that cannot run raises and says why; it
 never falls back silently. Configurations the fast paths do not cover (a surrogate that is not
@@ -51,7 +51,7 @@ from ..functional.checks import check_sequence
 from ..functional.lif import charge_form as lif_charge_form
 from ..functional.lif import reset as lif_reset
 from ..surrogate import ATan, DspikeTanh, Rectangle, Sigmoid, Triangle
-from . import cpu, generic, ops  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
+from . import cpu, generic, ops, stepgen  # noqa: F401  (ops registers the torch.ops.adalif custom ops)
 
 log = logging.getLogger("adalif.kernels")
 
@@ -129,13 +129,14 @@ def _requested(requested: Optional[str]) -> Optional[str]:
 
 
 def select(family: str, requested: Optional[str], x: torch.Tensor, params: NamedTuple,
-           step: Optional[Callable] = None) -> str:
+           step: Optional[Callable] = None, dynamics: Optional[F.Dynamics] = None) -> str:
     """The backend that will run: the request, else ``$ADALIF_BACKEND``, else automatic. ``step``,
     the family's step function, lets the choice skip ``compiled`` for a step known not to compile
-    as one graph (:func:`execute`)."""
+    as one graph (:func:`execute`); ``dynamics`` lets it take ``compiled`` on small CPU inputs when
+    the step translates to C (:mod:`.stepgen`)."""
     name = _requested(requested)
     if family not in HAND_WRITTEN or name == "compiled":
-        return _select_compiled(family, name, requested is not None, x, params, step)
+        return _select_compiled(family, name, requested is not None, x, params, step, dynamics)
     if name is None:
         reason = _unsupported_reason(family, x, params)
         if reason is None and x.device.type not in ("cpu", "cuda"):
@@ -168,7 +169,7 @@ def _cpu_reason() -> Optional[str]:
 
 
 def _select_compiled(family: str, name: Optional[str], explicit: bool, x: torch.Tensor, params: NamedTuple,
-                     step: Optional[Callable]) -> str:
+                     step: Optional[Callable], dynamics: Optional[F.Dynamics] = None) -> str:
     """A family without hand-written kernels (or an explicit ``compiled``): the generic compiled
     path when it can run (automatically: CUDA, or CPU sequences of at least
     :data:`AUTO_CPU_MIN_STEP_NUMEL` neurons per step, a step not known to break the graph), else
@@ -193,6 +194,8 @@ def _select_compiled(family: str, name: Optional[str], explicit: bool, x: torch.
         return "reference"
     if x.is_cuda or x[0].numel() >= AUTO_CPU_MIN_STEP_NUMEL:
         return "compiled"
+    if dynamics is not None and not torch.compiler.is_compiling() and stepgen.translates(dynamics, x, params):
+        return "compiled"  # C from the step: no compile to amortise, faster than the loop at every size
     return "reference"
 
 
@@ -257,7 +260,7 @@ def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, sta
     """``dynamics`` over ``x`` on the backend :func:`select` chooses, and which backend ran: the
     reference instead of ``compiled`` when the choice was automatic and the step function turned
     out not to compile as one graph (the module docstring)."""
-    name = select(dynamics.family, requested, x, params, dynamics.step)
+    name = select(dynamics.family, requested, x, params, dynamics.step, dynamics)
     if name != "compiled" or torch.compiler.is_compiling():
         return Executed(name, F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name]))
     try:

@@ -13,6 +13,7 @@ dynamic sizes otherwise: every layer shape of a network shares one compilation. 
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import NamedTuple, Optional
 
@@ -21,6 +22,9 @@ import torch
 from ..functional.loop import Dynamics, unroll
 from ..functional.records import SequenceOutput
 from ..surrogate import Surrogate
+from . import stepgen
+
+log = logging.getLogger("adalif.kernels")
 
 def _unavailable_reason() -> Optional[str]:
     if not any(shutil.which(cc) for cc in ("g++", "c++", "clang++")):
@@ -51,6 +55,11 @@ def _canonical(surrogate: Surrogate) -> Surrogate:
 def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTuple,
         return_traces: bool = False) -> SequenceOutput:
     """A runner for :func:`adalif.functional.run`: ``dynamics`` over ``x`` ``[T, B, ...]``, compiled."""
+    if x.device.type == "cpu" and not torch.compiler.is_compiling():
+        try:  # the step translated to C (kernels/stepgen.py): no torch.compile, fast from the first call
+            return stepgen.run(dynamics, x, state, params, return_traces)
+        except stepgen.Unsupported as err:
+            _note_once(dynamics, err)
     if hasattr(params, "surrogate"):
         params = params._replace(surrogate=_canonical(params.surrogate))
     # No duck sizing: two dimensions that happen to be equal must not be specialised as equal; and
@@ -62,6 +71,17 @@ def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTup
         recompile_limit=512, accumulated_recompile_limit=4096, specialize_float=True
     ):
         return _compiled_unroll()(dynamics, x, state, params, return_traces)
+
+
+def _note_once(dynamics: Dynamics, err: Exception) -> None:
+    key = (dynamics.family, str(err))
+    if key not in _NOTED:
+        _NOTED.add(key)
+        log.info("adalif %s: its step is compiled by torch.compile (slow on first use: docs/kernels.md) because the "
+                 "C generator does not translate %s", dynamics.family, err)
+
+
+_NOTED = set()
 
 
 def unavailable_reason(device: torch.device) -> Optional[str]:
