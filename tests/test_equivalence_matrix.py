@@ -188,10 +188,17 @@ def test_memory_setting_equals_the_plain_run_or_refuses(neuron, memory_name, sit
 
 def test_compiled_plain_run_equals_the_eager_one():
     """The compile column's reference: with no memory option, the compiled model (dynamo, eager
-    backend) gives the eager numbers."""
+    backend) gives the eager numbers. Bit for bit where the same kernels run in both (the built-in
+    neurons' C kernels are custom ops under compile); the user's neuron runs its generated C in
+    eager code and its traced steps under compile, which sum a per-channel parameter's gradient in
+    another order (per neuron over the steps, against per step over the neurons): equal to rounding."""
     for neuron in NEURONS:
         want, got = _plain(neuron, "plain"), _step(neuron, "compile")
-        assert torch.equal(want[0], got[0]) and all(torch.equal(a, b) for a, b in zip(want[1], got[1]))
+        assert torch.equal(want[0], got[0])
+        if neuron == "user":
+            assert max(_max_relative_difference(a, b) for a, b in zip(want[1], got[1]) if a is not None) < 1e-6
+        else:
+            assert all(torch.equal(a, b) for a, b in zip(want[1], got[1]))
 
 
 # -- DDP: two gloo processes on half batches equal one process on the whole batch ---------------

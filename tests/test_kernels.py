@@ -35,11 +35,24 @@ CASES = {
 FAST = ["cpu", "triton"]
 
 
+def run_with_half_state(neuron, x, state, dtype, return_traces=True):
+    """``neuron`` (the float32 reference) stepped by hand, its state rounded to ``dtype`` after each
+    step: what the fast paths compute for a ``dtype`` input (docs/kernels.md, "Dtypes")."""
+    outs = []
+    for t in range(x.shape[0]):
+        out = neuron.run(x[t:t + 1], state, return_traces=return_traces)
+        state = type(out.state)(*(s.to(dtype).float() for s in out.state))
+        outs.append(out)
+    cat = lambda name: torch.cat([getattr(o, name) for o in outs]) if return_traces else None  # noqa: E731
+    v_seq = torch.cat([o.v_seq.to(dtype).float() for o in outs]) if return_traces else None
+    return type(outs[0])(torch.cat([o.spikes for o in outs]), state, cat("h_seq"), v_seq)
+
+
 def compare(make, backend, x, *, state=None, dtype=None, rtol=1e-5, atol=1e-5, traces=True):
     """Reference (float32 or float64 as given) against ``backend`` on the same input and loss.
 
     ``dtype``: run the fast path on ``x`` cast to it (float16/bfloat16 checks); the reference
-    stays in ``x.dtype``.
+    stays in ``x.dtype``, with its state rounded to ``dtype`` after each step as the fast paths do.
     """
     weights = torch.randn_like(x)
     results = {}
@@ -49,7 +62,10 @@ def compare(make, backend, x, *, state=None, dtype=None, rtol=1e-5, atol=1e-5, t
         inp = x if name == "reference" or dtype is None else x.to(dtype)
         inp = inp.detach().clone().requires_grad_(True)
         st = None if state is None else type(state)(*(s.detach().clone().requires_grad_(True) for s in state))
-        out = neuron.run(inp, st, return_traces=traces)
+        if name == "reference" and dtype is not None:
+            out = run_with_half_state(neuron, inp, st, dtype, traces)
+        else:
+            out = neuron.run(inp, st, return_traces=traces)
         assert neuron.last_backend == name
         loss = (out.spikes.float() * weights).sum() + 0.3 * sum(s.float().sum() for s in out.state)
         if traces:
@@ -103,8 +119,9 @@ def test_fast_path_equals_reference_with_state_T1_and_non_contiguous(case, backe
 @pytest.mark.parametrize("case", ["dalif_layer_dspike", "arlif"])
 def test_half_precision_against_float32_reference(case, backend, dtype):
     # Inputs exactly representable in the half type, so that both sides see the same numbers;
-    # state and carries are float32 inside the fast paths. Tolerances: spikes identical, values
-    # to the half type's resolution.
+    # the fast paths compute in float32 and round the state to the half type after each step, the
+    # reference likewise (run_with_half_state). Tolerances: spikes identical, values to the half
+    # type's resolution.
     x = (torch.randn(4, 2, 6, 40) * 1.5).to(dtype).float()
     tol = {torch.float16: 2e-3, torch.bfloat16: 1.6e-2}[dtype]
     compare(CASES[case], backend, x, dtype=dtype, rtol=tol, atol=tol, traces=False)
@@ -129,16 +146,23 @@ def test_no_grad_inference_saves_nothing_and_matches(backend):
 
 @pytest.mark.parametrize("backend", FAST)
 @pytest.mark.parametrize("case", ["lif_soft_detach_triangle", "arlif"])
-def test_half_inputs_compute_in_float32_with_float32_coefficients(case, backend):
-    """The fast paths compute half inputs in float32: the same numbers as the float32 run, with
-    coefficients (LIF's k = 1/3) never rounded to float16 first, and state in the input dtype."""
+def test_half_inputs_compute_in_float32_with_the_state_in_the_input_dtype(case, backend):
+    """The fast paths compute half inputs in float32, with coefficients (LIF's k = 1/3) never
+    rounded to float16 first, and keep the state in the input's dtype after every step, as the
+    reference loop does: so a sequence split into chunks, each from the state the last returned
+    (checkpoint: time), gives the numbers of one run."""
     x = (torch.randn(5, 3, 300) * 1.5).half()
     half = CASES[case](backend).run(x, return_traces=True)
-    single = CASES[case](backend).run(x.float(), return_traces=True)
+    with torch.no_grad():
+        ref = run_with_half_state(CASES[case]("reference"), x.float(), None, torch.float16)
     assert half.state[0].dtype == half.h_seq.dtype == torch.float16
-    assert torch.equal(half.spikes.float(), single.spikes)
-    assert torch.equal(half.h_seq, single.h_seq.half())
-    assert all(torch.equal(a, b.half()) for a, b in zip(half.state, single.state))
+    assert torch.equal(half.spikes.float(), ref.spikes)
+    assert torch.equal(half.h_seq, ref.h_seq.half())  # H computed in float32, rounded once
+    assert all(torch.equal(a.float(), b) for a, b in zip(half.state, ref.state))
+    first = CASES[case](backend).run(x[:2])
+    rest = CASES[case](backend).run(x[2:], first.state)
+    assert torch.equal(torch.cat([first.spikes, rest.spikes]), half.spikes)
+    assert all(torch.equal(a, b) for a, b in zip(rest.state, half.state))
 
 
 # -- selection ---------------------------------------------------------------------------------

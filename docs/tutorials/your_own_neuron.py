@@ -17,10 +17,8 @@
 
 # %%
 import math
-import os
 from typing import NamedTuple
 
-os.environ["ADALIF_BACKEND"] = "reference"   # the plain loop; the fused path is discussed below
 
 import torch
 
@@ -70,18 +68,22 @@ print("decay per channel:", [round(v, 4) for v in neuron.decay.tolist()], " rho:
 # %% [markdown]
 # ## Exactly the step you wrote
 #
-# The module runs the definition's step once per time step. To check that nothing else happens,
-# run the same step in a plain Python loop, from a zero state, with the module's constrained
+# The module runs the definition's step once per time step (here on its fused path, the C that
+# adalif writes from the step: see below). To check that nothing else happens, run the same step
+# in a plain Python loop, from a zero state, with the module's constrained
 # parameters (the decay per channel broadcast over `[B, C, H, W]`), and compare spikes and
 # potentials.
 
 # %%
+import time
 from types import SimpleNamespace
 
 torch.manual_seed(0)
 T, B, C = 12, 3, 4
 x = torch.randn(T, B, C, 5, 5) * 1.5                 # [T, B, C, H, W]
+start = time.perf_counter()
 out = neuron.run(x, return_traces=True)
+print(f"first call: {time.perf_counter() - start:.2f} s on the {neuron.last_backend!r} path")
 
 p = SimpleNamespace(**ALIFOptions()._asdict(), decay=neuron.decay.detach().view(C, 1, 1),
                     rho=neuron.rho.detach())
@@ -106,17 +108,29 @@ print("final adaptation equal:", torch.equal(out.state.a, state.a))
 # The plain loop launches a few small operations per step. adalif's built-in neurons (LIF, PLIF,
 # DA-LIF, AR-LIF) have hand-written fused paths, `backend="cpu"` and `"triton"`, which the first
 # tutorial runs ([Backends](neurons_in_your_model.md#backends)). A definition of your own has no
-# hand-written kernel: its fused path is derived from the step. `neuron.backend = "compiled"`
-# compiles the whole sequence, forward and backward, with `torch.compile(fullgraph=True)`
-# ([Kernels](../kernels.md)), and gives the reference's spikes. Its first call pays for the
-# compilation (10 to 40 seconds on a CPU; later calls in the process reuse it), which is why this
-# page, which must build in seconds, does not run it. In your own code:
-#
-# ```python
-# neuron.backend = "compiled"
-# assert torch.equal(neuron.run(x).spikes, out.spikes)
-# ```
-#
+# hand-written kernel: its fused path is derived from the step. On the CPU, `backend="compiled"`
+# runs your step once under a recorder of the tensor operations it reaches, forward and backward,
+# writes them as C in a loop over the sequence, and has the machine's C compiler build it, about
+# a second the first time on a machine and milliseconds in every later process (the first call
+# above translated it; [Kernels](../kernels.md#the-generic-path-backendcompiled)). The automatic choice takes it when
+# your step translates, which ALIF's does; a step that does not (a reduction, a view) is compiled
+# by `torch.compile` instead. Same spikes as the loop, and gradients equal to rounding:
+
+# %%
+fused = ALIF(granularity="channel", num_channels=4, backend="compiled")
+fused.load_state_dict(neuron.state_dict())
+xs = [x.clone().requires_grad_() for _ in range(2)]
+fast = fused.run(xs[0], return_traces=True)
+fast.h_seq.sum().backward()
+reference = ALIF(granularity="channel", num_channels=4, backend="reference")   # the plain loop
+reference.load_state_dict(neuron.state_dict())
+slow = reference.run(xs[1], return_traces=True)
+slow.h_seq.sum().backward()
+print("identical spikes:", torch.equal(fast.spikes, slow.spikes), " identical potentials:",
+      torch.equal(fast.h_seq, slow.h_seq))
+print("largest input-gradient difference:", (xs[0].grad - xs[1].grad).abs().max().item())
+
+# %% [markdown]
 # ## Training it
 #
 # `create_model` takes the registered name like any built-in neuron, with its options. A few

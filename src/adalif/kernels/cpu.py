@@ -206,9 +206,9 @@ def _declare(lib: ctypes.CDLL) -> None:
     for suffix, real in (("f32", ctypes.c_float), ("f64", ctypes.c_double)):
         R = real
         sig = {
-            "lif_forward": [_P] * 9 + [_I64] * 7 + [R, R, _INT, R, R, _INT, _INT, _INT, _I64, _I64, _INT],
-            "lif_backward": [_P] * 13 + [_I64] * 5 + [R, R, _INT, R, _INT, R, R, _I64, _I64, _INT],
-            "arlif_forward": [_P] * 11 + [_I64] * 2 + [R, R, R, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
+            "lif_forward": [_P] * 9 + [_I64] * 7 + [R, R, _INT, R, R, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
+            "lif_backward": [_P] * 13 + [_I64] * 5 + [R, R, _INT, R, _INT, R, R, _INT, _I64, _I64, _INT],
+            "arlif_forward": [_P] * 11 + [_I64] * 2 + [R, R, R, _INT, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
             "arlif_backward": [_P] * 17 + [_I64] * 2 + [R, R, R, R, _INT, R, R, _INT, _INT, _INT, _I64, _I64, _INT],
         }
         for name, argtypes in sig.items():
@@ -238,6 +238,14 @@ def _in(t: torch.Tensor, cd: torch.dtype) -> torch.Tensor:
     return t.to(cd).contiguous()
 
 
+ROUNDING = {torch.bfloat16: 1, torch.float16: 2}
+
+
+def round_mode(dtype: torch.dtype) -> int:
+    """How the kernels round the state after each step: to bfloat16 (1), float16 (2), not (0)."""
+    return ROUNDING.get(dtype, 0)
+
+
 def surrogate_args(sg):
     """``(kind, scale, tanh(scale / 2))``: a built-in surrogate as the C and Triton kernels take it."""
     return _KINDS[sg.kind], sg.scale, math.tanh(sg.scale / 2)
@@ -257,7 +265,8 @@ def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, c
     params = [_in(p.reshape(-1), cd) for p in (alpha, beta, gamma, alpha if k is None else k)]
     _run("lif_forward", cd, n, xc, _in(v0, cd), *params, spikes, h_seq, v,
          T, n, I, *(p.numel() for p in params), float(v_threshold), float(v_reset), int(hard),
-         float(tau or 1.0), float(one_minus), 0 if charge == "affine" else int(charge), int(tau > 0), int(save_h))
+         float(tau or 1.0), float(one_minus), 0 if charge == "affine" else int(charge), int(tau > 0), int(save_h),
+         round_mode(x.dtype))
     return spikes.to(x.dtype), h_seq, v
 
 
@@ -275,7 +284,7 @@ def lif_backward(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold,
          _in(grad_v, cd), h_seq.contiguous(), _in(x, cd) if need_alpha else None,
          _in(v0, cd), a, b, grad_x, grad_v0, *acc,
          T, n, I, a.numel(), b.numel(), float(v_threshold), float(v_reset), int(hard), float(not detach),
-         kind, sg_a, sg_c)
+         kind, sg_a, sg_c, round_mode(x.dtype))
     p = max(alpha.numel(), beta.numel())
     # Per-neuron accumulators reduced here by torch: deterministic, whatever the thread split.
     reduce = lambda t: t.sum(dim=(0, 2)) if t is not None else torch.zeros(p, dtype=cd)  # noqa: E731
@@ -305,7 +314,8 @@ def arlif_forward(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_
     tanh_a = torch.tanh(a.to(cd)).item()  # torch's tanh, as the reference's
     flags = (adaptive_reset, adaptive_threshold, carry_memory)
     _run("arlif_forward", cd, n, xc, *_functions_of_x(xc, c.to(cd), *flags), _in(v0, cd), _in(m0, cd), spikes,
-         h_seq, m_seq, v, m, T, n, tanh_a, float(decay), float(v_threshold), *map(int, flags), int(save))
+         h_seq, m_seq, v, m, T, n, tanh_a, float(decay), float(v_threshold), *map(int, flags), int(save),
+         round_mode(x.dtype))
     return spikes.to(x.dtype), h_seq, m_seq, v, m
 
 

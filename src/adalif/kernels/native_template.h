@@ -18,6 +18,25 @@
 
 static inline int64_t NAME(min64)(int64_t a, int64_t b) { return a < b ? a : b; }
 
+/* The state rounded to the input's half type after each step (round_mode 1: bfloat16, 2: float16;
+ * 0: none), as the reference loop keeps it: so that a sequence run in chunks (checkpoint: time),
+ * each chunk starting from the half-precision state the last one returned, gives the numbers of
+ * one run. Round to nearest even, as torch's conversions. */
+static inline R NAME(round_state)(R v, int round_mode) {
+    if (round_mode == 1) {
+        float f = (float)v;
+        uint32_t u;
+        memcpy(&u, &f, sizeof u);
+        if ((u & 0x7fffffffu) > 0x7f800000u) return v;  /* NaN stays NaN */
+        u += 0x7fffu + ((u >> 16) & 1u);
+        u &= 0xffff0000u;
+        memcpy(&f, &u, sizeof f);
+        return (R)f;
+    }
+    if (round_mode == 2) return (R)(float)(_Float16)(float)v;
+    return v;
+}
+
 static inline R NAME(sigmoid)(R z) { return (R)1 / ((R)1 + EXP(-z)); }
 
 /* Cephes' polynomial on a range reduction by ln 2 (relative error about 1e-7 in float32), in
@@ -87,12 +106,14 @@ static inline void NAME(surrogate)(int kind, const R *u, R *psi, int64_t len, R 
         st[j] = fire ? (R)1 : (R)0;                                                                  \
         ht[j] = h;                                                                                   \
         v[j] = fire ? (hard ? v_reset : h - v_threshold) : h;                                        \
+        if (round_mode) v[j] = NAME(round_state)(v[j], round_mode);                                  \
     }
 
 void NAME(lif_forward)(const R *x, const R *v0, const R *alpha, const R *beta, const R *gamma, const R *k,
                        R *spikes, R *h_seq, R *v_out, int64_t T, int64_t N, int64_t inner,
                        int64_t Pa, int64_t Pb, int64_t Pg, int64_t Pk, R v_threshold, R v_reset, int hard,
-                       R tau, R one_minus, int form, int divide, int save_h, int64_t lo, int64_t hi, int nthreads) {
+                       R tau, R one_minus, int form, int divide, int save_h, int round_mode, int64_t lo, int64_t hi,
+                       int nthreads) {
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {
@@ -134,7 +155,7 @@ void NAME(lif_forward)(const R *x, const R *v0, const R *alpha, const R *beta, c
 void NAME(lif_backward)(const R *grad_s, const R *grad_h, const R *grad_v, const R *h_seq, const R *x,
                         const R *v0, const R *alpha, const R *beta, R *grad_x, R *grad_v0,
                         R *acc_a, R *acc_b, R *acc_g, int64_t T, int64_t N, int64_t inner, int64_t Pa, int64_t Pb,
-                        R v_threshold, R v_reset, int hard, R keep, int kind, R sg_a, R sg_c,
+                        R v_threshold, R v_reset, int hard, R keep, int kind, R sg_a, R sg_c, int round_mode,
                         int64_t lo, int64_t hi, int nthreads) {
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
@@ -162,6 +183,8 @@ void NAME(lif_backward)(const R *grad_s, const R *grad_h, const R *grad_v, const
                     const R *hp = ht - N;
                     for (int64_t j = 0; j < len; j++)
                         vp[j] = hp[j] >= v_threshold ? (hard ? v_reset : hp[j] - v_threshold) : hp[j];
+                    if (round_mode)
+                        for (int64_t j = 0; j < len; j++) vp[j] = NAME(round_state)(vp[j], round_mode);
                 } else {
                     for (int64_t j = 0; j < len; j++) vp[j] = v0[b0 + j];
                 }
@@ -193,7 +216,7 @@ void NAME(lif_backward)(const R *grad_s, const R *grad_h, const R *grad_v, const
 void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *gate, const R *v0, const R *m0,
                          R *spikes, R *h_seq, R *m_seq, R *v_out, R *m_out, int64_t T, int64_t N, R tanh_a,
                          R decay, R v_threshold, int adaptive_reset, int adaptive_threshold, int carry, int save,
-                         int64_t lo, int64_t hi, int nthreads) {
+                         int round_mode, int64_t lo, int64_t hi, int nthreads) {
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {
@@ -231,6 +254,11 @@ void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *g
             } else {
                 for (int64_t j = 0; j < len; j++) v[j] = h[j] - s[j] * th[j];
             }
+            if (round_mode)  /* the state (V, M) at the end of the step, as the reference keeps it */
+                for (int64_t j = 0; j < len; j++) {
+                    v[j] = NAME(round_state)(v[j], round_mode);
+                    m[j] = NAME(round_state)(m[j], round_mode);
+                }
         }
         for (int64_t j = 0; j < len; j++) { v_out[b0 + j] = v[j]; m_out[b0 + j] = m[j]; }
     }

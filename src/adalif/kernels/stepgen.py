@@ -76,6 +76,12 @@ _IDENTITY = {"detach", "alias", "clone", "lift_fresh", "lift_fresh_copy", "conti
 class _Recorder(TorchDispatchMode):
     """Records the ATen operations run under it as C statements over named inputs."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # Else torch wraps __torch_dispatch__ in dynamo's disable, whose first call imports
+        # torch._dynamo (2-4 s). Nothing here runs under torch.compile (generic.run skips us there).
+        return False
+
     def __init__(self, inputs: List[Tuple[torch.Tensor, str]], dtype: torch.dtype, n: int) -> None:
         super().__init__()
         self.names: Dict[int, str] = {id(t): name for t, name in inputs}

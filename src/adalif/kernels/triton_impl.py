@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from .cpu import compute_dtype as _cd
-from .cpu import surrogate_args
+from .cpu import ROUNDING, surrogate_args
 
 BLOCK = 1024
 
@@ -54,6 +54,19 @@ def _surrogate(u, KIND: tl.constexpr, a, c):
 
 
 @triton.jit
+def _round_state(v, ROUND: tl.constexpr):
+    """The state rounded to the input's half type after each step (1: bfloat16, 2: float16; 0: not),
+    to nearest even in bits as torch rounds (native_template.h: round_state; docs/kernels.md)."""
+    if ROUND == 1:
+        u = v.to(tl.uint32, bitcast=True)
+        u = (u + 0x7FFF + ((u >> 16) & 1)) & 0xFFFF0000
+        v = tl.where(v != v, v, u.to(tl.float32, bitcast=True))
+    elif ROUND == 2:
+        v = v.to(tl.float16).to(tl.float32)
+    return v
+
+
+@triton.jit
 def _step_base(t, N):
     """Offset of step ``t`` in a ``[T, N]`` tensor, in 64 bits: ``t * N`` in 32-bit arithmetic
     overflows once T·N reaches 2^31 elements (an ImageNet stem at a large batch)."""
@@ -83,6 +96,7 @@ def _lif_fwd_kernel(
     x_ptr, v0_ptr, a_ptr, b_ptr, g_ptr, k_ptr, s_ptr, h_ptr, v_ptr,
     N, T, I, Pa, Pb, Pg, Pk, v_threshold, v_reset, hard, tau, one_minus,
     SAVE_H: tl.constexpr, FORM: tl.constexpr, DIVIDE: tl.constexpr, DT: tl.constexpr, BLOCK: tl.constexpr,
+    ROUND: tl.constexpr = 0,
 ):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -114,6 +128,7 @@ def _lif_fwd_kernel(
         if SAVE_H:
             tl.store(h_ptr + base + offs, h, mask=mask)
         v = tl.where(fire, hard * v_reset + (1.0 - hard) * (h - v_threshold), h)
+        v = _round_state(v, ROUND)
     tl.store(v_ptr + offs, v, mask=mask)
 
 
@@ -123,7 +138,7 @@ def _lif_bwd_kernel(
     gx_ptr, gv0_ptr, acc_a_ptr, acc_b_ptr, acc_g_ptr,
     N, T, I, Pa, Pb, v_threshold, v_reset, hard, keep, sg_a, sg_c,
     KIND: tl.constexpr, HAS_GH: tl.constexpr, NEED_A: tl.constexpr, NEED_B: tl.constexpr,
-    NEED_G: tl.constexpr, DT: tl.constexpr, BLOCK: tl.constexpr,
+    NEED_G: tl.constexpr, DT: tl.constexpr, BLOCK: tl.constexpr, ROUND: tl.constexpr = 0,
 ):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -152,6 +167,7 @@ def _lif_bwd_kernel(
             has_prev = tl.full([BLOCK], t, tl.int32) > 0  # a tensor: the interpreter needs tensor masks
             h_prev = tl.load(h_ptr + base - N + offs, mask=mask & has_prev, other=0.0).to(DT)
             v_prev = tl.where(h_prev >= v_threshold, hard * v_reset + (1.0 - hard) * (h_prev - v_threshold), h_prev)
+            v_prev = _round_state(v_prev, ROUND)
             acc_b += gh * tl.where(has_prev, v_prev, v0)
         if NEED_G:
             acc_g += gh
@@ -189,6 +205,7 @@ def lif_forward(x, v0, alpha, beta, gamma, v_threshold, v_reset, hard, save_h, c
         x, v0.to(cd).contiguous(), *params, spikes, h_seq, v, n, T, I,
         *(p.numel() for p in params), float(v_threshold), float(v_reset), float(hard), float(tau or 1.0),
         float(one_minus), SAVE_H=save_h, FORM=0 if charge == "affine" else int(charge), DIVIDE=bool(tau > 0),
+        ROUND=ROUNDING.get(x.dtype, 0),
         DT=_dt(x.dtype), BLOCK=BLOCK, enable_fp_fusion=False,
     )
     return spikes, h_seq, v
@@ -210,6 +227,7 @@ def lif_backward(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold,
         x.contiguous() if need_alpha else h_seq, v0.to(cd).contiguous(), a, b, grad_x, grad_v0, *acc,
         n, T, I, a.numel(), b.numel(), float(v_threshold), float(v_reset), float(hard), float(not detach), sg_a, sg_c,
         KIND=kind, HAS_GH=has_gh, NEED_A=need_alpha, NEED_B=need_beta, NEED_G=need_gamma,
+        ROUND=ROUNDING.get(x.dtype, 0),
         DT=_dt(cd), BLOCK=BLOCK,
     )
     p = max(alpha.numel(), beta.numel())
@@ -223,7 +241,7 @@ def _arlif_fwd_kernel(
     x_ptr, v0_ptr, m0_ptr, a_ptr, c_ptr, s_ptr, h_ptr, ms_ptr, v_ptr, m_ptr,
     N, T, decay, v_threshold,
     ADAPTIVE_RESET: tl.constexpr, ADAPTIVE_THRESHOLD: tl.constexpr, CARRY: tl.constexpr,
-    SAVE: tl.constexpr, DT: tl.constexpr, BLOCK: tl.constexpr,
+    SAVE: tl.constexpr, DT: tl.constexpr, BLOCK: tl.constexpr, ROUND: tl.constexpr = 0,
 ):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -246,10 +264,12 @@ def _arlif_fwd_kernel(
             gate = _sigmoid(c * x)
             m = gate * tl.maximum(m_prev, 0.0) - (1.0 - gate) * tl.maximum(-m_prev, 0.0) + (2.0 * s - 1.0) * _sigmoid(x)
             v = h - s * (theta + _sigmoid(m))
+            m = _round_state(m, ROUND)
             if SAVE:
                 tl.store(ms_ptr + base + offs, m, mask=mask)
         else:
             v = h - s * theta
+        v = _round_state(v, ROUND)
         tl.store(s_ptr + base + offs, s.to(s_ptr.dtype.element_ty), mask=mask)
         if SAVE:
             tl.store(h_ptr + base + offs, h, mask=mask)
@@ -341,7 +361,7 @@ def arlif_forward(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_
         x, v0.to(cd).contiguous(), m0.to(cd).contiguous(), a.to(cd).reshape(1), c.to(cd).reshape(1),
         spikes, h_seq, m_seq, v, m, n, T, float(decay), float(v_threshold),
         ADAPTIVE_RESET=adaptive_reset, ADAPTIVE_THRESHOLD=adaptive_threshold, CARRY=carry_memory,
-        SAVE=save, DT=_dt(x.dtype), BLOCK=BLOCK, enable_fp_fusion=False,
+        SAVE=save, DT=_dt(x.dtype), BLOCK=BLOCK, enable_fp_fusion=False, ROUND=ROUNDING.get(x.dtype, 0),
     )
     return spikes, h_seq, m_seq, v, m
 
