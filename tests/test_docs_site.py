@@ -33,7 +33,7 @@ def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")
     build = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file",
                             os.path.join(ROOT, "mkdocs.yml"), "--site-dir", str(out)],
-                           cwd=ROOT, capture_output=True, text=True, timeout=120,
+                           cwd=ROOT, capture_output=True, text=True, timeout=600,
                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert build.returncode == 0, build.stdout + build.stderr
     return out
