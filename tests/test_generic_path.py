@@ -264,3 +264,51 @@ def test_the_c_generator_refuses_a_branch_on_a_tensor_value():
     with pytest.raises(adalif.kernels.stepgen.Unsupported, match="aten.any giving a torch.bool tensor of shape"):
         adalif.kernels.stepgen.plan(neuron.dynamics, neuron.params(), neuron.dynamics.initial_state(x[0], None),
                                     x.dtype)
+
+
+GAIN = torch.tensor(2.0)  # captured by a step: its value may change between calls
+
+
+@pytest.mark.parametrize("body, reason", [
+    (lambda h, x: h * GAIN, "from outside the step's arguments"),
+    (lambda h, x: h + torch.rand(()), "a random draw"),
+    (lambda h, x: h + x / x.shape[-1], "depend on the input's size"),
+    (lambda h, x: h + x.mean(dim=1, keepdim=True), "fails on one-dimensional inputs"),
+])
+def test_the_c_generator_refuses_what_it_would_bake_in_and_the_module_stays_exact(body, reason):
+    neuron = custom_neuron(body)()
+    x = torch.randn(4, 3, 5)
+    with pytest.raises(adalif.kernels.stepgen.Unsupported, match=reason):
+        adalif.kernels.stepgen.plan(neuron.dynamics, neuron.params(), neuron.dynamics.initial_state(x[0], None),
+                                    x.dtype)
+    assert not adalif.kernels.stepgen.translates(neuron.dynamics, x, neuron.params())
+
+
+def test_a_first_call_under_inference_mode_does_not_turn_the_c_path_off():
+    neuron = custom_neuron(lambda h, x: h + 0.1 * torch.sigmoid(x), "inference_first")()
+    x = torch.randn(4, 3, 5)
+    with torch.inference_mode():
+        neuron(x)
+    assert neuron.last_backend == "compiled"
+    assert adalif.kernels.stepgen.translates(neuron.dynamics, x, neuron.params())
+
+
+@pytest.mark.parametrize("make, fast", [(lambda b: adalif.LIF(backend=b), "cpu"), (lambda b: adalif.CLIF(backend=b),
+                                                                                   "compiled")])
+def test_double_backward_on_a_fused_path_is_refused_in_one_line(make, fast):
+    x = torch.randn(4, 2, 6, requires_grad=True)
+    out = make(fast).run(x, return_traces=True)
+    with pytest.raises(RuntimeError, match="no second derivative.*use backend='reference'") as err:
+        torch.autograd.grad((out.h_seq ** 2).sum(), x, create_graph=True)
+    assert "\n" not in str(err.value)
+
+
+def test_a_state_in_another_dtype_than_the_input_gives_the_reference_numbers():
+    x = torch.randn(4, 2, 3, dtype=torch.float64)
+    for make in (adalif.CLIF, adalif.LIF):
+        neuron, ref = make().double(), make(backend="reference").double()
+        state = type(neuron.initial_state(x[0]))(*(torch.full((2, 3), 0.3) for _ in neuron.initial_state(x[0])))
+        out, want = neuron.run(x, state), ref.run(x, state)  # CLIF: torch.compile's path, to rounding
+        assert torch.equal(out.spikes, want.spikes)
+        for a, b in zip(out.state, want.state):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -261,6 +261,14 @@ def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, sta
     reference instead of ``compiled`` when the choice was automatic and the step function turned
     out not to compile as one graph (the module docstring)."""
     name = select(dynamics.family, requested, x, params, dynamics.step, dynamics)
+    if name in ("cpu", "triton") and state is not None and any(s.dtype != x.dtype for s in state):
+        # The kernels compute in one type; torch would promote a mixed state and input.
+        reason = (f"the state's dtype ({', '.join(str(s.dtype) for s in state)}) differs from the input's "
+                  f"({x.dtype})")
+        if _requested(requested) is not None:
+            raise RuntimeError(f"adalif {dynamics.family}: backend {name!r} cannot run: {reason}")
+        _warn_once("adalif %s: using the reference loop (slower) because %s", dynamics.family, reason)
+        name = "reference"
     if name != "compiled" or torch.compiler.is_compiling():
         return Executed(name, F.run(dynamics, x, state, params, return_traces, runner=RUNNERS[name]))
     try:

@@ -218,12 +218,25 @@ torch.library.register_autograd("adalif::arlif_forward", _arlif_autograd_backwar
 
 
 # -- eager entry points ---------------------------------------------------------------------------
+def refuse_double_backward(where: str) -> None:
+    """Raise when a backward runs with ``create_graph=True``: the kernels' backward has no
+    derivative of its own, and torch's ``once_differentiable`` would drop the second-order term
+    silently when nothing else connects it (a gradient penalty)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError(f"{where}: the fused kernels have no second derivative (a backward with "
+                           f"create_graph=True); use backend='reference' for double backward")
+
+
 def _eager(forward, setup, backward, name):
     """The same forward and backward as an autograd.Function, for eager calls: a custom op's first
-    call imports torch._dynamo (about 2 s), which eager code never needs."""
+    call imports torch._dynamo (about 2 s), which eager code never needs. A second derivative
+    (``create_graph=True``) is refused."""
+    def once(ctx, *grads):
+        refuse_double_backward(f"adalif {name[1:-5].lower()}")
+        return backward(ctx, *grads)
+
     return type(name, (torch.autograd.Function,), {
-        "forward": staticmethod(forward), "setup_context": staticmethod(setup),
-        "backward": staticmethod(backward),
+        "forward": staticmethod(forward), "setup_context": staticmethod(setup), "backward": staticmethod(once),
     })
 
 

@@ -32,7 +32,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..functional.loop import Dynamics
 from ..functional.records import SequenceOutput
-from . import cpu
+from . import cpu, ops
 
 aten = torch.ops.aten
 
@@ -70,6 +70,9 @@ _BINARY = {
     "clamp_min": "({a} < {b} ? {b} : {a})", "clamp_max": "({a} > {b} ? {b} : {a})",
 }
 _COMPARISONS = {"ge", "gt", "le", "lt", "eq", "ne", "logical_and", "logical_or", "logical_not"}
+_RANDOM = {"rand", "randn", "rand_like", "randn_like", "randint", "randint_like", "bernoulli", "normal", "uniform",
+           "random", "exponential", "geometric", "cauchy", "log_normal", "multinomial", "dropout", "native_dropout",
+           "randperm"}
 _IDENTITY = {"detach", "alias", "clone", "lift_fresh", "lift_fresh_copy", "contiguous"}
 
 
@@ -88,6 +91,7 @@ class _Recorder(TorchDispatchMode):
         self.types: Dict[str, str] = {name: "R" for _, name in inputs}
         self.alive = [t for t, _ in inputs]  # ids stay unique while the tensors live
         self.lines: List[str] = []
+        self.constants: Dict[int, torch.Tensor] = {}
         self.dtype, self.n = dtype, n
         self.error: Optional[str] = None
 
@@ -110,9 +114,9 @@ class _Recorder(TorchDispatchMode):
             if id(value) in self.names:
                 name = self.names[id(value)]
                 return name, self.types[name]
-            if value.dim() == 0:  # a constant made inside the step (a wrapped number)
+            if id(value) in self.constants:  # a constant the step made (torch.where's scalar, say)
                 value = value.item()
-            else:
+            else:  # captured from outside: its value could change between calls
                 raise Unsupported(f"a tensor of shape {tuple(value.shape)} from outside the step's arguments")
         if isinstance(value, bool):
             return str(int(value)), "int"
@@ -128,8 +132,13 @@ class _Recorder(TorchDispatchMode):
             raise Unsupported("a Python branch on a tensor's value")
         if not isinstance(out, torch.Tensor):
             raise Unsupported(f"aten.{op}, which does not return one tensor")
-        if out.dim() == 0 and not any(isinstance(a, torch.Tensor) and id(a) in self.names for a in args):
-            return  # a constant (torch.where's scalar, say): an operand later, by its value (_operand)
+        if op in _RANDOM:
+            raise Unsupported(f"a random draw (aten.{op})")
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if out.dim() == 0 and all(id(a) in self.constants for a in tensors):
+            self.constants[id(out)] = out  # made from constants only: an operand later, by its value
+            self.alive.append(out)
+            return
         if tuple(out.shape) != (self.n,) or out.dtype not in (self.dtype, torch.bool):
             raise Unsupported(f"aten.{op} giving a {out.dtype} tensor of shape {tuple(out.shape)} (a reduction, a "
                               f"view or another dtype: only elementwise operations in the input's dtype are "
@@ -208,17 +217,18 @@ class Plan(NamedTuple):
 _N = 16  # the neurons of the recording
 
 
-def _record(dynamics: Dynamics, rec, state, fields, dtype):
-    """The forward and the joint (forward, then the gradient of one step) programs of ``dynamics``."""
+def _record(dynamics: Dynamics, rec, state, fields, dtype, n: int):
+    """The forward and the joint (forward, then the gradient of one step) programs of ``dynamics``,
+    recorded on ``n`` neurons."""
     n_state = len(state)
-    make = lambda: torch.randn(_N, dtype=dtype)  # noqa: E731
+    make = lambda: torch.randn(n, dtype=dtype)  # noqa: E731
     x, st, vals = make(), [make() for _ in range(n_state)], [make() for _ in fields]
 
     def step(x, st, vals):
         return dynamics.step(x, type(state)(*st), rec._replace(**dict(zip(fields, vals))))
 
     names = [(x, "in_x"), *((t, f"in_s{i}") for i, t in enumerate(st)), *((t, f"in_p{i}") for i, t in enumerate(vals))]
-    with torch.no_grad(), _Recorder(names, dtype, _N) as forward:
+    with torch.no_grad(), _Recorder(names, dtype, n) as forward:
         out = step(x, st, vals)
     if forward.error is not None:
         raise Unsupported(forward.error)
@@ -234,7 +244,7 @@ def _record(dynamics: Dynamics, rec, state, fields, dtype):
     names = [(t, n) for t, n in zip(leaves, ["in_x", *(f"in_s{i}" for i in range(n_state)),
                                               *(f"in_p{i}" for i in range(len(fields)))])]
     names += [(g, n) for g, n in zip(grads_in, ["in_gs", *(f"in_gn{i}" for i in range(n_state)), "in_gh"])]
-    with torch.enable_grad(), _Recorder(names, dtype, _N) as joint:
+    with torch.enable_grad(), _Recorder(names, dtype, n) as joint:
         out = step(leaves[0], leaves[1:1 + n_state], leaves[1 + n_state:])
         outputs = [out.spikes, *out.state] + ([out.h] if has_h else [])
         used = [(o, g) for o, g in zip(outputs, grads_in) if o.requires_grad]
@@ -387,7 +397,17 @@ def plan(dynamics: Dynamics, params: NamedTuple, state: NamedTuple, dtype: torch
                 # the step's record as step 0 sees it (per-channel values viewed, per-step sliced)
                 x0 = torch.zeros(2, _N, dtype=dtype)
                 rec = params if dynamics.at is None else dynamics.at(params, 0, x0[0])
-                fwd, back, has_h = _record(dynamics, rec, state, fields, dtype)
+                with torch.inference_mode(False):
+                    try:
+                        fwd, back, has_h = _record(dynamics, rec, state, fields, dtype, 16)
+                        again = _record(dynamics, rec, state, fields, dtype, 24)
+                    except Unsupported:
+                        raise
+                    except Exception as err:  # the step needs more than one-dimensional elementwise code
+                        raise Unsupported(f"a step that fails on one-dimensional inputs ({type(err).__name__}: "
+                                          f"{err})") from err
+                if again != (fwd, back, has_h):  # a size or a drawn value baked into the recording
+                    raise Unsupported("a step whose operations depend on the input's size or on random draws")
                 per_step = tuple(f in per_step_names for f in fields)
                 source = _source(fwd, back, len(state), per_step, has_h)
                 for macro, value in _MATH[dtype].items():
@@ -471,6 +491,7 @@ class _Sequence(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_spikes, *grads):
         p, dynamics, params, traces = ctx.meta
+        ops.refuse_double_backward(f"adalif {dynamics.family}")
         x, *rest = ctx.saved_tensors
         starts, originals = rest[:p.n_state], rest[p.n_state:]
         g_ends, g_h, g_v = grads[:p.n_state], grads[p.n_state], grads[p.n_state + 1]
@@ -505,6 +526,9 @@ def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTup
     """A runner for :func:`adalif.functional.run`: the generated kernels (raises :class:`Unsupported`)."""
     if x.device.type != "cpu":
         raise Unsupported(f"{x.device.type} tensors (the generated kernels run on the CPU)")
+    for name, value in zip(state._fields, state):
+        if value.dtype != x.dtype:  # torch would promote; the kernels compute in one type
+            raise Unsupported(f"state.{name} of dtype {value.dtype} with a {x.dtype} input")
     p = plan(dynamics, params, state, x.dtype)
     if return_traces and not p.has_h:
         raise Unsupported("traces of a step that returns no potential h")
@@ -531,7 +555,9 @@ def translates(dynamics: Dynamics, x: torch.Tensor, params: NamedTuple) -> bool:
     if x.device.type != "cpu":
         return False
     try:
-        p = plan(dynamics, params, dynamics.initial_state(x[0], params), x.dtype)
+        with torch.inference_mode(False):
+            state = dynamics.initial_state(x[0], params)
+        p = plan(dynamics, params, state, x.dtype)
         return all(getattr(params, f).dtype == x.dtype for f in p.fields)
     except Unsupported:
         return False
