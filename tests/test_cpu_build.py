@@ -47,8 +47,18 @@ def test_two_processes_building_at_once_both_get_correct_results(tmp_path):
         out, err = child.communicate(timeout=300)
         assert child.returncode == 0, err
         assert out.split() == ["ok", "reference"]  # the last layer ran on the reference; both ran
-    built = sorted(p.name for p in (tmp_path / "kernels").iterdir())
-    assert len(built) == 1 and built[0].startswith("adalif_cpu-") and built[0].endswith(".so"), built  # no leftovers
+    built = sorted(p.name for p in (tmp_path / "kernels").iterdir())  # one library, its checksum, no leftovers
+    assert len(built) == 2 and built[0].startswith("adalif_cpu-") and built[1] == built[0] + ".sha256", built
+
+
+def test_a_damaged_library_in_the_cache_is_built_again(tmp_path):
+    done = subprocess.run([sys.executable, "-c", CHECK], env=_env(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    library = next((tmp_path / "kernels").glob("adalif_cpu-*.so"))
+    library.write_bytes(library.read_bytes()[:5000])  # truncated: loading it would crash the process
+    done = subprocess.run([sys.executable, "-c", CHECK], env=_env(tmp_path), capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == ["ok", "reference"], done.stderr
+    assert library.stat().st_size > 5000
 
 
 def test_without_a_compiler_the_automatic_choice_is_the_reference_with_one_warning(tmp_path):

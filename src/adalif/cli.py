@@ -395,8 +395,9 @@ def warmup_parser() -> ArgumentParser:
         exit_on_error=False, prog="adalif warmup",
         description="Pay the fast paths' one-time costs now, for every later process on this machine: build the C "
         "kernels of LIF, PLIF, DA-LIF and AR-LIF (about 2 s; kept in $ADALIF_CACHE_DIR, else ~/.cache/adalif), and "
-        "compile each NAME without hand-written kernels (CLIF, GLIF, yours) on the generic compiled path for every "
-        "--T and --rank into torch.compile's on-disk cache. Examples: adalif warmup; adalif warmup clif glif --T 4 6; "
+        "prepare each NAME without hand-written kernels (CLIF, GLIF, yours) on the generic path for every --T and "
+        "--rank: its step translated to C and built into the same folder, or, for a step that does not translate, "
+        "compiled into torch.compile's on-disk cache. Examples: adalif warmup; adalif warmup clif glif --T 4 6; "
         "adalif warmup alif --import my_neurons.py",
     )
     parser.add_argument("names", nargs="*", default=[], help="neurons to compile (adalif neurons lists them)")

@@ -27,6 +27,7 @@ choice then uses the reference loop and says why once.
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import math
 import os
@@ -37,7 +38,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import torch
 
@@ -62,10 +63,32 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def cache_dir() -> Path:
-    """The folder of compiled kernels (see :data:`CACHE_ENV`)."""
+    """The folder of compiled kernels (see :data:`CACHE_ENV`; this user's folder in the temporary
+    folder once that one turned out not to be writable)."""
+    if _FALLBACK:
+        return _FALLBACK[0]
     root = os.environ.get(CACHE_ENV) or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "adalif")
     return Path(root) / "kernels"
+
+
+_FALLBACK: List[Path] = []
+
+
+def _private_temporary_folder() -> Path:
+    """``$TMPDIR/adalif-UID/kernels``, refused unless this user owns it and no one else may write
+    to it (a library planted there by another user would run in this process)."""
+    folder = Path(tempfile.gettempdir()) / f"adalif-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    st = folder.lstat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o022 or not folder.is_dir() or folder.is_symlink():
+        raise RuntimeError(f"the cache folder is not writable and {folder} is not this user's alone (owner "
+                           f"{st.st_uid}, mode {oct(st.st_mode & 0o777)}); set {CACHE_ENV} to a folder of yours")
+    return folder / "kernels"
+
+
+def _digest_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _compiler() -> Optional[str]:
@@ -106,22 +129,66 @@ def _library_path(cc: str, source: bytes, name: str) -> Path:
     return cache_dir() / f"{name}-{digest.hexdigest()[:16]}{suffix}"
 
 
+def _run_all(commands: List[List[str]]) -> Optional[str]:
+    """Run the commands at once; the first error line of the first that failed, or None."""
+    running = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    failures = []
+    for process in running:
+        _, err = process.communicate()
+        if process.returncode != 0:
+            failures.append(next((line for line in err.splitlines() if "error" in line), err.strip()[:200]))
+    return failures[0] if failures else None
+
+
+def _compile(cc: str, source: Path, out: str) -> None:
+    """``source`` -> shared library ``out``, with OpenMP if the compiler has it. This package's
+    native.c is compiled as two objects at once (float32 and float64), halving the wait on 2 cores."""
+    for openmp in (["-fopenmp"], []):  # a compiler without OpenMP: one thread
+        if source == SOURCES[0]:
+            objects = [f"{out}.{part}.o" for part in ("f32", "f64")]
+            flags = [f for f in CFLAGS if f != "-shared"]
+            error = _run_all([[cc, *flags, *openmp, f"-DADALIF_ONLY_{part.upper()}", "-c", "-o", obj, str(source)]
+                              for part, obj in zip(("f32", "f64"), objects)])
+            if error is None:
+                error = _run_all([[cc, "-shared", *openmp, "-o", out, *objects, "-lm"]])
+            for obj in objects:
+                if os.path.exists(obj):
+                    os.unlink(obj)
+        else:
+            error = _run_all([[cc, *CFLAGS, *openmp, "-o", out, str(source), "-lm"]])
+        if error is None:
+            return
+    raise RuntimeError(f"{Path(cc).name} failed to build {source.name}: {error}")
+
+
 def _build(cc: str, source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.stem + ".", suffix=".tmp")
     os.close(fd)
     try:
-        command = [cc, *CFLAGS, "-o", tmp, str(source), "-lm"]
-        done = subprocess.run([*command, "-fopenmp"], capture_output=True, text=True, check=False)
-        if done.returncode != 0:  # a compiler without OpenMP: one thread
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            first = next((line for line in done.stderr.splitlines() if "error" in line), done.stderr.strip()[:200])
-            raise RuntimeError(f"{Path(cc).name} failed to build {source.name}: {first}")
-        os.replace(tmp, target)  # atomic: a concurrent build replaces a complete file with an equal one
+        _compile(cc, source, tmp)
+        # The library's checksum first, then the library, each renamed into place (atomic): a
+        # concurrent build replaces complete files with equal ones, and a library damaged later
+        # (a truncated copy) fails the check at load and is built again instead of crashing.
+        fd, check = tempfile.mkstemp(dir=target.parent, prefix=target.stem + ".", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            f.write(_digest_file(Path(tmp)))
+        os.replace(check, _checksum_path(target))
+        os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _checksum_path(library: Path) -> Path:
+    return library.with_name(library.name + ".sha256")
+
+
+def _intact(path: Path) -> bool:
+    try:
+        return _checksum_path(path).read_text().strip() == _digest_file(path)
+    except OSError:
+        return False
 
 
 def load_c(name: str, source: Optional[str] = None) -> ctypes.CDLL:
@@ -135,7 +202,7 @@ def load_c(name: str, source: Optional[str] = None) -> ctypes.CDLL:
     for attempt in range(2):
         path = _library_path(cc, text, name)
         try:
-            if not path.exists():
+            if not _intact(path):
                 if source is None:
                     _build(cc, SOURCES[0], path)
                 else:  # the generated source beside its library, written atomically too
@@ -148,11 +215,10 @@ def load_c(name: str, source: Optional[str] = None) -> ctypes.CDLL:
                     finally:
                         os.unlink(tmp)
             return ctypes.CDLL(str(path))
-        except PermissionError:
-            if attempt:
+        except OSError as err:
+            if attempt or err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
-            # a read-only cache folder: this user's temporary folder instead
-            os.environ[CACHE_ENV] = os.path.join(tempfile.gettempdir(), f"adalif-{os.getuid()}")
+            _FALLBACK.append(_private_temporary_folder())  # a cache folder we may not write to
     raise AssertionError("unreachable")
 
 

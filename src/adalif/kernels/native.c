@@ -7,6 +7,8 @@
 
 #define BLOCK 256
 
+/* Each dtype alone when built as two objects at once (cpu.py: -DADALIF_ONLY_F32 / _F64). */
+#ifndef ADALIF_ONLY_F64
 #define R float
 #define NAME(x) x##_f32
 #define EXP expf
@@ -20,7 +22,9 @@
 #undef FABS
 #undef FLOOR
 #undef FAST_EXP_OK
+#endif
 
+#ifndef ADALIF_ONLY_F32
 #define R double
 #define NAME(x) x##_f64
 #define EXP exp
@@ -28,3 +32,4 @@
 #define FLOOR floor
 #define FAST_EXP_OK 0 /* float64 keeps libm's exp in the backward too (the tests hold it to 1e-12) */
 #include "native_template.h"
+#endif

@@ -22,7 +22,7 @@ static inline int64_t NAME(min64)(int64_t a, int64_t b) { return a < b ? a : b; 
  * 0: none), as the reference loop keeps it: so that a sequence run in chunks (checkpoint: time),
  * each chunk starting from the half-precision state the last one returned, gives the numbers of
  * one run. Round to nearest even, as torch's conversions. */
-static inline R NAME(round_state)(R v, int round_mode) {
+static __attribute__((noinline)) R NAME(round_state)(R v, int round_mode) {
     if (round_mode == 1) {
         float f = (float)v;
         uint32_t u;
@@ -106,7 +106,6 @@ static inline void NAME(surrogate)(int kind, const R *u, R *psi, int64_t len, R 
         st[j] = fire ? (R)1 : (R)0;                                                                  \
         ht[j] = h;                                                                                   \
         v[j] = fire ? (hard ? v_reset : h - v_threshold) : h;                                        \
-        if (round_mode) v[j] = NAME(round_state)(v[j], round_mode);                                  \
     }
 
 void NAME(lif_forward)(const R *x, const R *v0, const R *alpha, const R *beta, const R *gamma, const R *k,
@@ -143,6 +142,8 @@ void NAME(lif_forward)(const R *x, const R *v0, const R *alpha, const R *beta, c
             case 8: LIF_STEP(vj - (vj - v_reset) * K[j] + xj) break;
             default: LIF_STEP(vj - (vj - v_reset) / tau + xj) break;
             }
+            if (round_mode)
+                for (int64_t j = 0; j < len; j++) v[j] = NAME(round_state)(v[j], round_mode);
         }
         for (int64_t j = 0; j < len; j++) v_out[b0 + j] = v[j];
     }

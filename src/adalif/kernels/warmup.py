@@ -3,19 +3,21 @@
 * The C kernels of LIF, PLIF, DA-LIF and AR-LIF (:mod:`.cpu`) are built into the cache folder
   (about 2 s, once per machine; later processes load them in milliseconds).
 * Each neuron named that has no hand-written kernels (CLIF, GLIF, yours) runs once on the generic
-  compiled path (:mod:`.generic`) for each sequence length T and input rank asked for, forward and
-  backward, so that ``torch.compile`` writes the graphs to its on-disk caches: a later process
-  then loads them instead of compiling (docs/benchmarks.md, "First call", measures both).
+  path (``backend="compiled"``) for each sequence length T and input rank asked for, forward and
+  backward: its step translated to C and built (:mod:`.stepgen`), or, for a step the generator
+  refuses, compiled by ``torch.compile`` into its on-disk caches. A later process then loads
+  them (docs/benchmarks.md, "First call", measures both).
 """
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Callable, List, Sequence
 
 import torch
 
-from . import cpu, dispatch
+from . import cpu, dispatch, stepgen
 
 
 def _shape(T: int, rank: int):
@@ -52,10 +54,16 @@ def warmup(names: Sequence[str] = (), Ts: Sequence[int] = (4,), ranks: Sequence[
         if d.name in ("lif", "plif") + dispatch.HAND_WRITTEN:
             say(f"{d.name}: runs on the C kernels (nothing to compile)")
             continue
+        cls = d.module_class()
+        accepts = inspect.signature(cls.__init__).parameters
         for shape in shapes:
-            layer = d.module_class()(**({"T": shape[0]} if "T" in d.options._fields else {}), backend="compiled")
+            # one layer of the neuron: per-layer parameters (the same code as per channel), T steps
+            options = {"granularity": "layer"} if "granularity" in accepts else {}
+            options.update({"T": shape[0]} if "T" in accepts else {})
+            layer = cls(**options, backend="compiled")
             x = torch.randn(*shape, requires_grad=True)
             begin = time.perf_counter()
             layer(x).sum().backward()
-            say(f"{d.name}: compiled for T={shape[0]}, rank {len(shape)} in {time.perf_counter() - begin:.1f} s")
+            say(f"{d.name}: ready for T={shape[0]}, rank {len(shape)} in {time.perf_counter() - begin:.1f} s "
+                f"({'C from its step' if stepgen.translates(layer.dynamics, x, layer.params()) else 'torch.compile'})")
     return lines
