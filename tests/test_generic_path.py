@@ -312,3 +312,29 @@ def test_a_state_in_another_dtype_than_the_input_gives_the_reference_numbers():
         assert torch.equal(out.spikes, want.spikes)
         for a, b in zip(out.state, want.state):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not adalif.kernels.cpu.SLEEF_SIGMOID, reason="torch's sigmoid here is not SLEEF's AVX2/AVX-512 one")
+def test_the_generated_sigmoid_is_torchs_bit_for_bit():
+    """torch's vectorised float32 sigmoid is SLEEF's; the generated C (and AR-LIF's kernels) evaluate
+    the same function (native_math.h), so a step's sigmoid is torch's on every one of 2^20 values."""
+    from typing import NamedTuple
+
+    from adalif.functional import StepOutput
+
+    class State(NamedTuple):
+        v: torch.Tensor
+
+    def sigmoid_step(x_t, state, p):
+        h = torch.sigmoid(x_t)
+        s = p.surrogate(h - p.v_threshold)
+        return StepOutput(s, State(h), h)
+
+    class Options(NamedTuple):
+        v_threshold: float = 0.5
+        surrogate: object = adalif.surrogate.Triangle(1.0)
+
+    x = torch.randn(1, 1 << 20) * 4
+    probe = D.NeuronDefinition("sigmoid_probe", "SigmoidProbe", Options, State, sigmoid_step)
+    out = probe.module_class()(backend="compiled").run(x, return_traces=True)
+    assert torch.equal(out.h_seq[0], torch.sigmoid(x[0]))

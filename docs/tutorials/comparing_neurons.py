@@ -27,7 +27,7 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "digits_rows_lif.yaml")
-ENV = {**os.environ, "ADALIF_BACKEND": "reference"}   # the neurons' plain PyTorch loops
+ENV = {**os.environ, "ADALIF_BACKEND": "reference"}   # the plain loops: the runs this page's text discusses
 
 done = subprocess.run([sys.executable, "-m", "adalif", "ablate", "neurons", "--config", CONFIG,
                        "--neurons", "lif,dalif", "--seeds", "2", "--epochs", "3", "--jobs", "2",

@@ -18,8 +18,6 @@
 # %%
 import os
 
-os.environ["ADALIF_BACKEND"] = "reference"
-
 import torch
 from spikingjelly.activation_based import functional, layer, neuron as sj_neuron
 from torch import nn

@@ -16,8 +16,6 @@
 # %%
 import os
 
-os.environ["ADALIF_BACKEND"] = "reference"
-
 import torch
 from sklearn.datasets import load_digits
 

@@ -43,13 +43,16 @@ from typing import List, Optional
 import torch
 
 _HERE = Path(__file__).resolve().parent
-SOURCES = (_HERE / "native.c", _HERE / "native_template.h")
+SOURCES = (_HERE / "native.c", _HERE / "native_template.h", _HERE / "native_math.h")
 #: The C compiler's flags. No ``-ffast-math`` and no contraction of a multiply and an add into one
 #: fused multiply-add: the reference rounds both. (No traps and no errno change no result; they let
 #: gcc vectorise loops with selects and inline ``floor``.) ``-march=native`` is safe because the library's
 #: name includes the processor's features.
+#: Whether torch's float32 sigmoid is SLEEF's vectorised one with fused multiply-adds (its AVX2 and
+#: AVX-512 builds): the kernels then evaluate that same function (native_template.h, sleef_exp).
+SLEEF_SIGMOID = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 CFLAGS = ("-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fPIC",
-          "-shared")
+          "-shared") + (("-DADALIF_SLEEF=1",) if SLEEF_SIGMOID else ())
 #: Where compiled libraries are kept: ``$ADALIF_CACHE_DIR``, else ``$XDG_CACHE_HOME/adalif``, else
 #: ``~/.cache/adalif`` (a ``kernels`` folder inside).
 CACHE_ENV = "ADALIF_CACHE_DIR"
@@ -274,7 +277,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         sig = {
             "lif_forward": [_P] * 9 + [_I64] * 7 + [R, R, _INT, R, R, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
             "lif_backward": [_P] * 13 + [_I64] * 5 + [R, R, _INT, R, _INT, R, R, _INT, _I64, _I64, _INT],
-            "arlif_forward": [_P] * 11 + [_I64] * 2 + [R, R, R, _INT, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
+            "arlif_forward": [_P] * 11 + [_I64] * 2 + [R, R, R, R, _INT, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
             "arlif_backward": [_P] * 17 + [_I64] * 2 + [R, R, R, R, _INT, R, R, _INT, _INT, _INT, _I64, _I64, _INT],
         }
         for name, argtypes in sig.items():
@@ -360,8 +363,11 @@ def lif_backward(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold,
 # -- AR-LIF ---------------------------------------------------------------------------------------
 def _functions_of_x(x, c, adaptive_reset, adaptive_threshold, carry_memory):
     """tanh(X), sigmoid(X) and sigmoid(cX), computed by torch as the reference computes them (None
-    where an option is off): the spikes depend on them, so they must round as torch's do."""
+    where an option is off): the spikes depend on them, so they must round as torch's do. The
+    sigmoids are left to the kernels (None) where theirs is torch's (:data:`SLEEF_SIGMOID`)."""
     tanh_x = torch.tanh(x) if adaptive_threshold else None
+    if SLEEF_SIGMOID and x.dtype == torch.float32:
+        return tanh_x, None, None
     sig_x = torch.sigmoid(x) if adaptive_reset else None
     gate = torch.sigmoid(c * x) if adaptive_reset and carry_memory else None
     return tanh_x, sig_x, gate
@@ -380,7 +386,8 @@ def arlif_forward(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_
     tanh_a = torch.tanh(a.to(cd)).item()  # torch's tanh, as the reference's
     flags = (adaptive_reset, adaptive_threshold, carry_memory)
     _run("arlif_forward", cd, n, xc, *_functions_of_x(xc, c.to(cd), *flags), _in(v0, cd), _in(m0, cd), spikes,
-         h_seq, m_seq, v, m, T, n, tanh_a, float(decay), float(v_threshold), *map(int, flags), int(save),
+         h_seq, m_seq, v, m, T, n, tanh_a, c.to(cd).item(), float(decay), float(v_threshold), *map(int, flags),
+         int(save),
          round_mode(x.dtype))
     return spikes.to(x.dtype), h_seq, m_seq, v, m
 

@@ -14,6 +14,8 @@
 #define EXP expf
 #define FABS fabsf
 #define FLOOR floorf
+#define NEARBYINT nearbyintf
+#define FMA fmaf
 #define FAST_EXP_OK 1
 #include "native_template.h"
 #undef R
@@ -21,6 +23,8 @@
 #undef EXP
 #undef FABS
 #undef FLOOR
+#undef NEARBYINT
+#undef FMA
 #undef FAST_EXP_OK
 #endif
 
@@ -30,6 +34,8 @@
 #define EXP exp
 #define FABS fabs
 #define FLOOR floor
+#define NEARBYINT nearbyint
+#define FMA fma
 #define FAST_EXP_OK 0 /* float64 keeps libm's exp in the backward too (the tests hold it to 1e-12) */
 #include "native_template.h"
 #endif

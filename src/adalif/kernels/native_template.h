@@ -37,7 +37,7 @@ static __attribute__((noinline)) R NAME(round_state)(R v, int round_mode) {
     return v;
 }
 
-static inline R NAME(sigmoid)(R z) { return (R)1 / ((R)1 + EXP(-z)); }
+#include "native_math.h"
 
 /* Cephes' polynomial on a range reduction by ln 2 (relative error about 1e-7 in float32), in
  * operations gcc vectorises. Used by the backward only. */
@@ -216,13 +216,14 @@ void NAME(lif_backward)(const R *grad_s, const R *grad_h, const R *grad_v, const
  * sigmoid(X) and sigmoid(cX) ([T, N]; each NULL when its option is off); tanh_a is tanh(a). */
 void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *gate, const R *v0, const R *m0,
                          R *spikes, R *h_seq, R *m_seq, R *v_out, R *m_out, int64_t T, int64_t N, R tanh_a,
-                         R decay, R v_threshold, int adaptive_reset, int adaptive_threshold, int carry, int save,
+                         R c, R decay, R v_threshold, int adaptive_reset, int adaptive_threshold, int carry, int save,
                          int round_mode, int64_t lo, int64_t hi, int nthreads) {
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {
         const int64_t b0 = lo + blk * BLOCK;
-        R v[BLOCK], m[BLOCK], h[BLOCK], th[BLOCK], s[BLOCK], sm[BLOCK], scratch[BLOCK], zero[BLOCK];
+        R v[BLOCK], m[BLOCK], h[BLOCK], th[BLOCK], s[BLOCK], sm[BLOCK], scratch[BLOCK], zero[BLOCK], sxl[BLOCK],
+            gtl[BLOCK];
         for (int64_t j = 0; j < BLOCK; j++) zero[j] = 0;
         const int64_t len = NAME(min64)(BLOCK, hi - b0);
         for (int64_t j = 0; j < len; j++) { v[j] = v0[b0 + j]; m[j] = m0[b0 + j]; }
@@ -240,7 +241,12 @@ void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *g
                 ht[j] = h[j];
             }
             if (adaptive_reset) {
-                const R *sx = sig_x + base, *gt = carry ? gate + base : zero;
+                const R *sx = sig_x ? sig_x + base : sxl, *gt = carry ? (gate ? gate + base : gtl) : zero;
+                if (!sig_x)  /* sigmoid(X) and sigmoid(cX) here (NULL: torch did not pass them) */
+                    for (int64_t j = 0; j < len; j++) {
+                        sxl[j] = NAME(sigmoid)(xt[j]);
+                        gtl[j] = NAME(sigmoid)(c * xt[j]);
+                    }
                 R *mt = save ? m_seq + base : scratch;
                 for (int64_t j = 0; j < len; j++) {
                     const R m_prev = carry ? m[j] : (R)0;
@@ -250,7 +256,7 @@ void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *g
                     m[j] = mj;
                     mt[j] = mj;
                 }
-                for (int64_t j = 0; j < len; j++) sm[j] = NAME(sigmoid)(m[j]);  /* libm: not vectorised */
+                for (int64_t j = 0; j < len; j++) sm[j] = NAME(sigmoid)(m[j]);
                 for (int64_t j = 0; j < len; j++) v[j] = h[j] - s[j] * (th[j] + sm[j]);
             } else {
                 for (int64_t j = 0; j < len; j++) v[j] = h[j] - s[j] * th[j];
@@ -276,7 +282,8 @@ void NAME(arlif_backward)(const R *grad_s, const R *grad_h, const R *grad_m_seq,
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {
         const int64_t b0 = lo + blk * BLOCK;
-        R gv[BLOCK], gm[BLOCK], ca[BLOCK], cc[BLOCK], u[BLOCK], psi[BLOCK], th[BLOCK], zero[BLOCK];
+        R gv[BLOCK], gm[BLOCK], ca[BLOCK], cc[BLOCK], u[BLOCK], psi[BLOCK], th[BLOCK], zero[BLOCK], sxl[BLOCK],
+            gtl[BLOCK];
         for (int64_t j = 0; j < BLOCK; j++) zero[j] = 0;
         const int64_t len = NAME(min64)(BLOCK, hi - b0);
         for (int64_t j = 0; j < len; j++) {
@@ -297,9 +304,14 @@ void NAME(arlif_backward)(const R *grad_s, const R *grad_h, const R *grad_m_seq,
             }
             NAME(surrogate)(kind, u, psi, len, sg_a, sg_c);
             if (adaptive_reset) {
-                const R *mt = m_seq + base, *sx = sig_x + base;
+                const R *mt = m_seq + base, *sx = sig_x ? sig_x + base : sxl;
                 const R *mp = t > 0 ? mt - N : m0 + b0;
-                const R *gt = carry ? gate + base : zero;
+                const R *gt = carry ? (gate ? gate + base : gtl) : zero;
+                if (!sig_x)
+                    for (int64_t j = 0; j < len; j++) {
+                        sxl[j] = NAME(sigmoid)(xt[j]);
+                        gtl[j] = NAME(sigmoid)(c * xt[j]);
+                    }
                 for (int64_t j = 0; j < len; j++) {
                     const R s = u[j] >= 0 ? (R)1 : (R)0;
                     const R sig_m = (R)1 / ((R)1 + NAME(fast_exp)(-mt[j]));

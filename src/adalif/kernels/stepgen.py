@@ -54,7 +54,7 @@ def _c_float(value: float, ctype: str) -> str:
 #: arguments; ``R`` is the compute type. Each is what torch's CPU kernel computes, in its order.
 _UNARY = {
     "neg": "(-{a})", "abs": "FABS({a})", "reciprocal": "((R)1 / {a})", "sqrt": "SQRT({a})",
-    "exp": "EXP({a})", "log": "LOG({a})", "tanh": "TANH({a})", "sigmoid": "((R)1 / ((R)1 + EXP(-{a})))",
+    "exp": "EXP({a})", "log": "LOG({a})", "tanh": "TANH({a})", "sigmoid": "sigmoid_r({a})",
     "relu": "({a} < 0 ? (R)0 : {a})", "floor": "FLOOR({a})", "ceil": "CEIL({a})", "round": "NEARBYINT({a})",
     "sign": "(R)(({a} > 0) - ({a} < 0))", "sgn": "(R)(({a} > 0) - ({a} < 0))", "atan": "ATAN({a})", "sin": "SIN({a})", "cos": "COS({a})",
     "logical_not": "(!{a})",
@@ -278,6 +278,7 @@ def _source(fwd: List[str], back: List[str], n_state: int, per_step: Tuple[bool,
     block_arrays = " ".join(f"R s{i}[BLOCK];" for i in S)
     return f"""#include <math.h>
 #include <stdint.h>
+#include <string.h>
 #define BLOCK 256
 #define R {{R}}
 #define EXP {{EXP}}
@@ -291,6 +292,10 @@ def _source(fwd: List[str], back: List[str], n_state: int, per_step: Tuple[bool,
 #define ATAN {{ATAN}}
 #define SIN {{SIN}}
 #define COS {{COS}}
+#define FMA {{FMA}}
+#define NAME(x) x##_r
+#define FAST_EXP_OK {{FAST_EXP_OK}}
+{{MATH_HEADER}}
 
 void seq_forward({fwd_args}, int64_t T, int64_t N, int save, int traces, int64_t lo, int64_t hi, int nthreads) {{
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
@@ -357,9 +362,10 @@ void seq_backward({bwd_args}, int64_t T, int64_t N, int64_t lo, int64_t hi, int 
 
 _MATH = {torch.float32: dict(R="float", EXP="expf", LOG="logf", TANH="tanhf", SQRT="sqrtf", FABS="fabsf",
                              FLOOR="floorf", CEIL="ceilf", NEARBYINT="nearbyintf", ATAN="atanf", SIN="sinf",
-                             COS="cosf"),
+                             COS="cosf", FMA="fmaf", FAST_EXP_OK="1"),
          torch.float64: dict(R="double", EXP="exp", LOG="log", TANH="tanh", SQRT="sqrt", FABS="fabs",
-                             FLOOR="floor", CEIL="ceil", NEARBYINT="nearbyint", ATAN="atan", SIN="sin", COS="cos")}
+                             FLOOR="floor", CEIL="ceil", NEARBYINT="nearbyint", ATAN="atan", SIN="sin", COS="cos",
+                             FMA="fma", FAST_EXP_OK="0")}
 _PLANS: Dict[tuple, object] = {}
 _LOCK = threading.Lock()
 
@@ -412,6 +418,8 @@ def plan(dynamics: Dynamics, params: NamedTuple, state: NamedTuple, dtype: torch
                 source = _source(fwd, back, len(state), per_step, has_h)
                 for macro, value in _MATH[dtype].items():
                     source = source.replace("{" + macro + "}", value)
+                # torch's sigmoid, as native_math.h writes it (inlined: the library's name hashes it)
+                source = source.replace("{MATH_HEADER}", cpu.SOURCES[2].read_text())
                 lib = cpu.load_c(f"adalif_step_{dynamics.family}", source)
                 for fn in (lib.seq_forward, lib.seq_backward):
                     fn.restype = None
