@@ -69,6 +69,9 @@ _BINARY = {
     "sigmoid_backward": "({a} * ((R)1 - {b}) * {b})", "tanh_backward": "({a} * ((R)1 - {b} * {b}))",
     "clamp_min": "({a} < {b} ? {b} : {a})", "clamp_max": "({a} > {b} ? {b} : {a})",
 }
+#: What the C evaluates with libm, one element at a time (sigmoid: SLEEF's, vectorised, where
+#: cpu.SLEEF_SIGMOID).
+_SCALAR_LIBM = {"exp", "log", "tanh", "atan", "sin", "cos", "sigmoid"}
 _COMPARISONS = {"ge", "gt", "le", "lt", "eq", "ne", "logical_and", "logical_or", "logical_not"}
 _RANDOM = {"rand", "randn", "rand_like", "randn_like", "randint", "randint_like", "bernoulli", "normal", "uniform",
            "random", "exponential", "geometric", "cauchy", "log_normal", "multinomial", "dropout", "native_dropout",
@@ -177,6 +180,10 @@ class _Recorder(TorchDispatchMode):
         elif op == "threshold_backward":  # relu's: grad where self > threshold, else 0
             (g, tg), (x, _) = operands[:2]
             expr = f"({x} <= {_c_float(args[2], 'R')} ? (R)0 : {cast(g, tg)})"
+        elif op in _SCALAR_LIBM and self.dtype == torch.float32 and not (op == "sigmoid" and cpu.SLEEF_SIGMOID):
+            # libm's functions are called one element at a time and stop gcc vectorising the loop:
+            # measured 3x slower than the reference loop (AR-LIF's step), so torch.compile it is.
+            raise Unsupported(f"aten.{op}, which the C would evaluate one element at a time")
         elif op in _UNARY and len(operands) == 1:
             a, ta = operands[0]
             expr = _UNARY[op].format(a=a if op in _COMPARISONS or op == "logical_not" else cast(a, ta))
@@ -265,7 +272,8 @@ def _source(fwd: List[str], back: List[str], n_state: int, per_step: Tuple[bool,
     """The C of one dtype's forward and backward kernels around the recorded step."""
     k = len(per_step)
     S, P = range(n_state), range(k)
-    ptr = lambda names, const="const ": ", ".join(f"{const}R *{n}" for n in names)  # noqa: E731
+    # restrict: no two arguments overlap, which lets gcc vectorise the loops over the neurons
+    ptr = lambda names, const="const ": ", ".join(f"{const}R *restrict {n}" for n in names)  # noqa: E731
     loads = ["const R in_x = x[base + j];", *(f"const R in_s{i} = s{i}[j];" for i in S),
              *(f"const R in_p{i} = p{i}[{'base' if per_step[i] else 'b0'} + j];" for i in P)]
     fwd_args = ", ".join(filter(None, [ptr(["x"]), ptr(f"state{i}" for i in S), ptr(f"p{i}" for i in P),
@@ -276,6 +284,8 @@ def _source(fwd: List[str], back: List[str], n_state: int, per_step: Tuple[bool,
                                        ptr(["g_x"], ""), ptr((f"g_state0_{i}" for i in S), ""),
                                        ptr((f"g_p{i}" for i in P), "")]))
     block_arrays = " ".join(f"R s{i}[BLOCK];" for i in S)
+    names = lambda args: ", ".join(a.split()[-1] for a in args.split(", "))  # noqa: E731
+    fwd_names, bwd_names = names(fwd_args), names(bwd_args)
     return f"""#include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -297,20 +307,18 @@ def _source(fwd: List[str], back: List[str], n_state: int, per_step: Tuple[bool,
 #define FAST_EXP_OK {{FAST_EXP_OK}}
 {{MATH_HEADER}}
 
-void seq_forward({fwd_args}, int64_t T, int64_t N, int save, int traces, int64_t lo, int64_t hi, int nthreads) {{
-    const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
-#pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int64_t blk = 0; blk < nblocks; blk++) {{
-        const int64_t b0 = lo + blk * BLOCK;
-        const int64_t len = hi - b0 < BLOCK ? hi - b0 : BLOCK;
-        {block_arrays} R scratch[BLOCK];
+/* One block of neurons, a function of its own: gcc vectorises its loops (inside the OpenMP region
+ * below, the outlined body loses the pointers' restrict and is not vectorised). */
+static void forward_block({fwd_args}, int64_t T, int64_t N, int save, int traces, int64_t b0, int64_t len) {{
+    {{
+        {block_arrays} R scratch_h[BLOCK], scratch_v[BLOCK]; {' '.join(f'R scratch_s{i}[BLOCK];' for i in S)}
         for (int64_t j = 0; j < len; j++) {{ {' '.join(f's{i}[j] = state{i}[b0 + j];' for i in S)} }}
         for (int64_t t = 0; t < T; t++) {{
             const int64_t base = t * N + b0;
-            R *st = spikes + base;
-            R *ht = traces && {int(has_h)} ? h_seq + base : scratch;
-            R *vt = traces ? v_seq + base : scratch;
-            {' '.join(f'R *sv{i} = save ? saved{i} + base : scratch;' for i in S)}
+            R *restrict st = spikes + base;
+            R *restrict ht = traces && {int(has_h)} ? h_seq + base : scratch_h;
+            R *restrict vt = traces ? v_seq + base : scratch_v;
+            {' '.join(f'R *restrict sv{i} = save ? saved{i} + base : scratch_s{i};' for i in S)}
             for (int64_t j = 0; j < len; j++) {{
                 {' '.join(loads)}
                 {' '.join(fwd)}
@@ -325,12 +333,19 @@ void seq_forward({fwd_args}, int64_t T, int64_t N, int save, int traces, int64_t
     }}
 }}
 
-void seq_backward({bwd_args}, int64_t T, int64_t N, int64_t lo, int64_t hi, int nthreads) {{
+void seq_forward({fwd_args}, int64_t T, int64_t N, int save, int traces, int64_t lo, int64_t hi, int nthreads) {{
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {{
         const int64_t b0 = lo + blk * BLOCK;
-        const int64_t len = hi - b0 < BLOCK ? hi - b0 : BLOCK;
+        forward_block({fwd_names}, T, N, save, traces, b0, hi - b0 < BLOCK ? hi - b0 : BLOCK);
+    }}
+}}
+
+static void backward_block({bwd_args}, int64_t T, int64_t N, int64_t b0, int64_t len) {{
+    {{
+        R zeros[BLOCK];
+        for (int64_t j = 0; j < BLOCK; j++) zeros[j] = 0;
         {' '.join(f'R gs{i}[BLOCK];' for i in S)} {' '.join(f'R acc{i}[BLOCK];' for i in P if not per_step[i])}
         for (int64_t j = 0; j < len; j++) {{
             {' '.join(f'gs{i}[j] = g_state{i}[b0 + j];' for i in S)}
@@ -338,12 +353,14 @@ void seq_backward({bwd_args}, int64_t T, int64_t N, int64_t lo, int64_t hi, int 
         }}
         for (int64_t t = T - 1; t >= 0; t--) {{
             const int64_t base = t * N + b0;
-            {' '.join(f'const R *s{i} = saved{i} + base;' for i in S)}
+            {' '.join(f'const R *restrict s{i} = saved{i} + base;' for i in S)}
+            const R *restrict ghp = g_h ? g_h + base : zeros;
+            const R *restrict gvp = g_v ? g_v + base : zeros;
             for (int64_t j = 0; j < len; j++) {{
                 {' '.join(loads)}
                 const R in_gs = g_spikes[base + j];
-                const R in_gh = g_h ? g_h[base + j] : (R)0;
-                {' '.join(f'const R in_gn{i} = gs{i}[j]{" + (g_v ? g_v[base + j] : (R)0)" if i == 0 else ""};' for i in S)}
+                const R in_gh = ghp[j];
+                {' '.join(f'const R in_gn{i} = gs{i}[j]{" + gvp[j]" if i == 0 else ""};' for i in S)}
                 {' '.join(back)}
                 g_x[base + j] = out_g0;
                 {' '.join(f'gs{i}[j] = out_g{1 + i};' for i in S)}
@@ -355,6 +372,15 @@ void seq_backward({bwd_args}, int64_t T, int64_t N, int64_t lo, int64_t hi, int 
             {' '.join(f'g_state0_{i}[b0 + j] = gs{i}[j];' for i in S)}
             {' '.join(f'g_p{i}[b0 + j] = acc{i}[j];' for i in P if not per_step[i])}
         }}
+    }}
+}}
+
+void seq_backward({bwd_args}, int64_t T, int64_t N, int64_t lo, int64_t hi, int nthreads) {{
+    const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
+#pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int64_t blk = 0; blk < nblocks; blk++) {{
+        const int64_t b0 = lo + blk * BLOCK;
+        backward_block({bwd_names}, T, N, b0, hi - b0 < BLOCK ? hi - b0 : BLOCK);
     }}
 }}
 """
