@@ -44,13 +44,13 @@ import torch
 
 _HERE = Path(__file__).resolve().parent
 SOURCES = (_HERE / "native.c", _HERE / "native_template.h", _HERE / "native_math.h")
+#: Whether torch's float32 sigmoid is SLEEF's vectorised one with fused multiply-adds (its AVX2 and
+#: AVX-512 builds): the kernels then evaluate that same function (native_math.h, sleef_exp).
+SLEEF_SIGMOID = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
 #: The C compiler's flags. No ``-ffast-math`` and no contraction of a multiply and an add into one
 #: fused multiply-add: the reference rounds both. (No traps and no errno change no result; they let
-#: gcc vectorise loops with selects and inline ``floor``.) ``-march=native`` is safe because the library's
-#: name includes the processor's features.
-#: Whether torch's float32 sigmoid is SLEEF's vectorised one with fused multiply-adds (its AVX2 and
-#: AVX-512 builds): the kernels then evaluate that same function (native_template.h, sleef_exp).
-SLEEF_SIGMOID = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+#: gcc vectorise loops with selects and inline ``floor``.) ``-march=native`` is safe because the
+#: library's name includes the processor's features.
 CFLAGS = ("-O3", "-march=native", "-std=c11", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno", "-fPIC",
           "-shared") + (("-DADALIF_SLEEF=1",) if SLEEF_SIGMOID else ())
 #: Where compiled libraries are kept: ``$ADALIF_CACHE_DIR``, else ``$XDG_CACHE_HOME/adalif``, else
@@ -299,8 +299,12 @@ def _run(name: str, dtype: torch.dtype, n: int, *args) -> None:
         if isinstance(arg, torch.Tensor) and not (arg.dtype == dtype and arg.is_contiguous() and arg.device.type == "cpu"):
             raise ValueError(f"adalif cpu kernel {name}: expected contiguous CPU {dtype} tensors, got {arg.dtype} "
                              f"{'contiguous' if arg.is_contiguous() else 'strided'} on {arg.device}")
-    threads = max(1, min(torch.get_num_threads(), n // MIN_NEURONS_PER_THREAD))
-    fn(*(arg.data_ptr() if isinstance(arg, torch.Tensor) else arg for arg in args), 0, n, threads)
+    fn(*(arg.data_ptr() if isinstance(arg, torch.Tensor) else arg for arg in args), 0, n, threads_for(n))
+
+
+def threads_for(n: int) -> int:
+    """The OpenMP threads for ``n`` neurons: torch's intra-op count, fewer for small sequences."""
+    return max(1, min(torch.get_num_threads(), n // MIN_NEURONS_PER_THREAD))
 
 
 def _in(t: torch.Tensor, cd: torch.dtype) -> torch.Tensor:

@@ -212,6 +212,15 @@ void NAME(lif_backward)(const R *grad_s, const R *grad_h, const R *grad_v, const
     }
 }
 
+/* AR-LIF's sigmoid(X) and sigmoid(cX) of one step's block, for the forward and the backward when
+ * torch did not pass them (sig_x NULL: the kernels' sigmoid is torch's, native_math.h). */
+static inline void NAME(sigmoids_of_x)(const R *xt, R c, R *sx, R *gate, int64_t len) {
+    for (int64_t j = 0; j < len; j++) {
+        sx[j] = NAME(sigmoid)(xt[j]);
+        gate[j] = NAME(sigmoid)(c * xt[j]);
+    }
+}
+
 /* AR-LIF forward (adalif.functional.arlif). tanh_x, sig_x and gate are torch's tanh(X),
  * sigmoid(X) and sigmoid(cX) ([T, N]; each NULL when its option is off); tanh_a is tanh(a). */
 void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *gate, const R *v0, const R *m0,
@@ -242,11 +251,7 @@ void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *g
             }
             if (adaptive_reset) {
                 const R *sx = sig_x ? sig_x + base : sxl, *gt = carry ? (gate ? gate + base : gtl) : zero;
-                if (!sig_x)  /* sigmoid(X) and sigmoid(cX) here (NULL: torch did not pass them) */
-                    for (int64_t j = 0; j < len; j++) {
-                        sxl[j] = NAME(sigmoid)(xt[j]);
-                        gtl[j] = NAME(sigmoid)(c * xt[j]);
-                    }
+                if (!sig_x) NAME(sigmoids_of_x)(xt, c, sxl, gtl, len);
                 R *mt = save ? m_seq + base : scratch;
                 for (int64_t j = 0; j < len; j++) {
                     const R m_prev = carry ? m[j] : (R)0;
@@ -307,11 +312,7 @@ void NAME(arlif_backward)(const R *grad_s, const R *grad_h, const R *grad_m_seq,
                 const R *mt = m_seq + base, *sx = sig_x ? sig_x + base : sxl;
                 const R *mp = t > 0 ? mt - N : m0 + b0;
                 const R *gt = carry ? (gate ? gate + base : gtl) : zero;
-                if (!sig_x)
-                    for (int64_t j = 0; j < len; j++) {
-                        sxl[j] = NAME(sigmoid)(xt[j]);
-                        gtl[j] = NAME(sigmoid)(c * xt[j]);
-                    }
+                if (!sig_x) NAME(sigmoids_of_x)(xt, c, sxl, gtl, len);
                 for (int64_t j = 0; j < len; j++) {
                     const R s = u[j] >= 0 ? (R)1 : (R)0;
                     const R sig_m = (R)1 / ((R)1 + NAME(fast_exp)(-mt[j]));

@@ -227,21 +227,21 @@ def refuse_double_backward(where: str) -> None:
                            f"create_graph=True); use backend='reference' for double backward")
 
 
-def _eager(forward, setup, backward, name):
+def _eager(forward, setup, backward, family: str):
     """The same forward and backward as an autograd.Function, for eager calls: a custom op's first
     call imports torch._dynamo (about 2 s), which eager code never needs. A second derivative
     (``create_graph=True``) is refused."""
     def once(ctx, *grads):
-        refuse_double_backward(f"adalif {name[1:-5].lower()}")
+        refuse_double_backward(f"adalif {family}")
         return backward(ctx, *grads)
 
-    return type(name, (torch.autograd.Function,), {
+    return type(f"_{family.upper()}Eager", (torch.autograd.Function,), {
         "forward": staticmethod(forward), "setup_context": staticmethod(setup), "backward": staticmethod(once),
     })
 
 
-_LIFEager = _eager(_lif_forward, _lif_setup, _lif_autograd_backward, "_LIFEager")
-_ARLIFEager = _eager(_arlif_forward, _arlif_setup, _arlif_autograd_backward, "_ARLIFEager")
+_LIFEager = _eager(_lif_forward, _lif_setup, _lif_autograd_backward, "lif")
+_ARLIFEager = _eager(_arlif_forward, _arlif_setup, _arlif_autograd_backward, "arlif")
 _LIF_DEFAULTS = ("affine", None, 0.0, 0.0)  # charge, k, tau, one_minus
 
 

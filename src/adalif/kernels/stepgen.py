@@ -42,12 +42,12 @@ class Unsupported(Exception):
 
 
 # -- recording -------------------------------------------------------------------------------------
-def _c_float(value: float, ctype: str) -> str:
+def _c_float(value: float) -> str:
     if math.isnan(value):
         return "NAN"
     if math.isinf(value):
         return "INFINITY" if value > 0 else "-INFINITY"
-    return f"(({ctype}){float(value).hex()})"
+    return f"((R){float(value).hex()})"
 
 
 #: ATen operation -> C expression over its operands a, b, c (as C expressions) and its scalar
@@ -124,7 +124,7 @@ class _Recorder(TorchDispatchMode):
         if isinstance(value, bool):
             return str(int(value)), "int"
         if isinstance(value, (int, float)):
-            return _c_float(value, "R"), "R"
+            return _c_float(value), "R"
         raise Unsupported(f"an argument {value!r}")
 
     def _record(self, func, args, kwargs, out) -> None:
@@ -160,7 +160,7 @@ class _Recorder(TorchDispatchMode):
             expr = f"((R){operands[0][0]})" if ctype == "R" else f"({operands[0][0]} != 0)"
         elif op in ("zeros_like", "ones_like", "full_like", "scalar_tensor"):
             value = {"zeros_like": 0.0, "ones_like": 1.0}.get(op, args[1] if len(args) > 1 else 0.0)
-            expr = _c_float(float(value), "R") if ctype == "R" else str(int(bool(value)))
+            expr = _c_float(float(value)) if ctype == "R" else str(int(bool(value)))
         elif op == "where":
             (c, _), (a, ta), (b, tb) = operands
             expr = f"({c} ? {cast(a, ta)} : {cast(b, tb)})"
@@ -168,9 +168,9 @@ class _Recorder(TorchDispatchMode):
             lo, hi = args[1] if len(args) > 1 else kwargs.get("min"), args[2] if len(args) > 2 else kwargs.get("max")
             expr = operands[0][0]
             if lo is not None:
-                expr = f"({expr} < {_c_float(lo, 'R')} ? {_c_float(lo, 'R')} : {expr})"
+                expr = f"({expr} < {_c_float(lo)} ? {_c_float(lo)} : {expr})"
             if hi is not None:
-                expr = f"({expr} > {_c_float(hi, 'R')} ? {_c_float(hi, 'R')} : {expr})"
+                expr = f"({expr} > {_c_float(hi)} ? {_c_float(hi)} : {expr})"
         elif op == "pow" and len(operands) == 2 and not isinstance(args[1], torch.Tensor):
             exponent = args[1]
             a = operands[0][0]
@@ -179,7 +179,7 @@ class _Recorder(TorchDispatchMode):
                 raise Unsupported(f"aten.pow with exponent {exponent}")
         elif op == "threshold_backward":  # relu's: grad where self > threshold, else 0
             (g, tg), (x, _) = operands[:2]
-            expr = f"({x} <= {_c_float(args[2], 'R')} ? (R)0 : {cast(g, tg)})"
+            expr = f"({x} <= {_c_float(args[2])} ? (R)0 : {cast(g, tg)})"
         elif op in _SCALAR_LIBM and self.dtype == torch.float32 and not (op == "sigmoid" and cpu.SLEEF_SIGMOID):
             # libm's functions are called one element at a time and stop gcc vectorising the loop:
             # measured 3x slower than the reference loop (AR-LIF's step), so torch.compile it is.
@@ -191,7 +191,6 @@ class _Recorder(TorchDispatchMode):
             (a, ta), (b, tb) = operands
             if op in _COMPARISONS or op.startswith("bitwise"):
                 if ta != tb:  # compare in the float type, as torch promotes
-                    a, b = cast(a, ta) if ta == "int" else a, cast(b, tb) if tb == "int" else b
                     a, b = (f"((R){a})" if ta == "int" else a), (f"((R){b})" if tb == "int" else b)
                 expr = _BINARY[op].format(a=a, b=b)
             else:
@@ -490,16 +489,12 @@ def _forward(p: Plan, x, starts, prepared, traces: bool, saved: Optional[List[to
     p.lib.seq_forward(_ptr(x), *map(_ptr, starts), *map(_ptr, prepared), _ptr(spikes), out(h_seq), out(v_seq),
                       *(out(t) for t in (saved or [None] * len(starts))), *map(_ptr, ends), ctypes.c_int64(T),
                       ctypes.c_int64(N), ctypes.c_int(saved is not None), ctypes.c_int(traces), ctypes.c_int64(0),
-                      ctypes.c_int64(N), ctypes.c_int(_threads(N)))
+                      ctypes.c_int64(N), ctypes.c_int(cpu.threads_for(N)))
     return spikes, ends, h_seq, v_seq
 
 
 def _ptr(t: Optional[torch.Tensor]):
     return None if t is None or t.numel() == 0 else ctypes.c_void_p(t.data_ptr())
-
-
-def _threads(n: int) -> int:
-    return max(1, min(torch.get_num_threads(), n // cpu.MIN_NEURONS_PER_THREAD))
 
 
 class _Sequence(torch.autograd.Function):
@@ -547,7 +542,7 @@ class _Sequence(torch.autograd.Function):
                   *(contiguous(g, s) for g, s in zip(g_ends, starts))]
         p.lib.seq_backward(*map(_ptr, inputs), _ptr(g_x), *map(_ptr, g_starts), *map(_ptr, g_prepared),
                            ctypes.c_int64(T), ctypes.c_int64(N), ctypes.c_int64(0), ctypes.c_int64(N),
-                           ctypes.c_int(_threads(N)))
+                           ctypes.c_int(cpu.threads_for(N)))
         wanted = [(t, g, leaf) for t, g, leaf in zip(prepared, g_prepared, leaves) if leaf.requires_grad]
         found = iter(torch.autograd.grad([t for t, _, _ in wanted], [leaf for _, _, leaf in wanted],
                                          [g for _, g, _ in wanted], allow_unused=True) if wanted else ())
