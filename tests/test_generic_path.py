@@ -6,12 +6,15 @@ for backward; and a step function that does not compile as one graph (automatic 
 reference, said once; explicit: refused)."""
 
 import re
+from typing import NamedTuple
 
 import pytest
 import torch
 
 import adalif
 from adalif import definitions as D
+from adalif.functional import StepOutput
+from adalif.kernels import stepgen
 
 pytestmark = pytest.mark.skipif(adalif.kernels.generic.UNAVAILABLE_REASON is not None,
                                 reason="torch.compile's CPU backend needs a C++ compiler")
@@ -315,27 +318,70 @@ def test_a_state_in_another_dtype_than_the_input_gives_the_reference_numbers():
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+class _SigmoidOptions(NamedTuple):
+    v_threshold: float = 0.5
+    surrogate: object = adalif.surrogate.Triangle(1.0)
+
+
+class _SigmoidState(NamedTuple):
+    v: torch.Tensor
+
+
+def _sigmoid_step(x_t, state, p):
+    h = torch.sigmoid(x_t)
+    return StepOutput(p.surrogate(h - p.v_threshold), _SigmoidState(h), h)
+
+
+SIGMOID_PROBE = D.NeuronDefinition("sigmoid_probe", "SigmoidProbe", _SigmoidOptions, _SigmoidState, _sigmoid_step)
+
+
 @pytest.mark.skipif(not adalif.kernels.cpu.SLEEF_SIGMOID, reason="torch's sigmoid here is not SLEEF's AVX2/AVX-512 one")
-def test_the_generated_sigmoid_is_torchs_bit_for_bit():
-    """torch's vectorised float32 sigmoid is SLEEF's; the generated C (and AR-LIF's kernels) evaluate
-    the same function (native_math.h), so a step's sigmoid is torch's on every one of 2^20 values."""
-    from typing import NamedTuple
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_the_generated_sigmoid_is_torchs_bit_for_bit_at_every_position(threads, sigmoid_splits):
+    """torch's float32 sigmoid is SLEEF's in its vectorised loop and libm's for the elements left
+    over (at the end of the tensor, or of each thread's share above 32768 elements): the generated C
+    follows the same split. The input's values are ones whose two sigmoids differ, so any element
+    computed the other way shows; sizes around each boundary, on 1 to 3 threads."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        probe = SIGMOID_PROBE.module_class()(backend="compiled")
+        for n in (1, 15, 16, 17, 31, 32, 33, 100, 32768, 32769, 40000, 65536 + 17, 98307):
+            x = sigmoid_splits[torch.randint(0, sigmoid_splits.numel(), (2, n))]
+            out = probe.run(x, return_traces=True)
+            assert probe.last_backend == "compiled"
+            assert torch.equal(out.h_seq, torch.stack([torch.sigmoid(x[0]), torch.sigmoid(x[1])])), n
+    finally:
+        torch.set_num_threads(before)
 
-    from adalif.functional import StepOutput
 
-    class State(NamedTuple):
-        v: torch.Tensor
-
-    def sigmoid_step(x_t, state, p):
-        h = torch.sigmoid(x_t)
-        s = p.surrogate(h - p.v_threshold)
-        return StepOutput(s, State(h), h)
+def test_sigmoid_of_parameters_alone_in_a_step_is_not_translated():
+    """torch's sigmoid of a per-channel parameter rounds by the parameter's size, which the kernels
+    do not see: the generator refuses such a step by name (a parameter's constrain does it right)."""
 
     class Options(NamedTuple):
-        v_threshold: float = 0.5
+        w: torch.Tensor = torch.zeros(())
         surrogate: object = adalif.surrogate.Triangle(1.0)
 
-    x = torch.randn(1, 1 << 20) * 4
-    probe = D.NeuronDefinition("sigmoid_probe", "SigmoidProbe", Options, State, sigmoid_step)
-    out = probe.module_class()(backend="compiled").run(x, return_traces=True)
-    assert torch.equal(out.h_seq[0], torch.sigmoid(x[0]))
+    def step(x_t, state, p):
+        h = torch.sigmoid(p.w) * state.v + x_t
+        return StepOutput(p.surrogate(h - 1.0), _SigmoidState(h), h)
+
+    dynamics = adalif.functional.Dynamics("param_sigmoid", step, lambda like, p: _SigmoidState(torch.zeros_like(like)))
+    x = torch.randn(3, 2, 4)
+    params = Options(w=torch.full((2, 4), 0.3))
+    if adalif.kernels.cpu.SLEEF_SIGMOID:
+        with pytest.raises(stepgen.Unsupported, match="sigmoid of parameters alone"):
+            stepgen.run(dynamics, x, _SigmoidState(torch.zeros(2, 4)), params)
+    else:
+        out = stepgen.run(dynamics, x, _SigmoidState(torch.zeros(2, 4)), params)
+        assert torch.equal(out.spikes, adalif.functional.run(dynamics, x, None, params).spikes)
+
+
+@pytest.mark.skipif(not adalif.kernels.cpu.SLEEF_SIGMOID, reason="torch's sigmoid here is not SLEEF's AVX2/AVX-512 one")
+def test_a_step_with_sigmoid_on_a_non_contiguous_input_is_not_translated():
+    """The kernels follow torch's sigmoid split for the contiguous layout only; another layout goes
+    to the next path, which the message names."""
+    x = torch.randn(3, 4, 2).transpose(1, 2)
+    with pytest.raises(stepgen.Unsupported, match="not contiguous"):
+        stepgen.run(SIGMOID_PROBE.dynamics, x, _SigmoidState(torch.zeros(2, 4)), _SigmoidOptions())

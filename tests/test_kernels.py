@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from adalif.definitions import CLIF  # noqa: E402
-from adalif.kernels import dispatch  # noqa: E402
+from adalif.kernels import cpu, dispatch  # noqa: E402
 from adalif.neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
 from adalif.surrogate import ATan, Rectangle, Sigmoid, Triangle  # noqa: E402
 
@@ -111,7 +111,37 @@ def test_fast_path_equals_reference_with_state_T1_and_non_contiguous(case, backe
     base = torch.randn(4, 5, 3, 6) * 1.5
     xn = base.permute(0, 2, 3, 1)[..., ::2]  # [T=4, B=3, C=6, 3]
     assert not xn.is_contiguous()
+    if backend == "cpu" and case == "arlif" and cpu.SLEEF_SIGMOID:
+        # torch's sigmoid rounds by an element's position in memory; the C kernels follow the
+        # contiguous layout's, and refuse another (the automatic choice runs the reference loop).
+        with pytest.raises(RuntimeError, match="backend 'cpu' cannot run: the input or state is not contiguous") as err:
+            make("cpu").run(xn)
+        assert "\n" not in str(err.value)
+        assert make(None).run(xn).spikes.shape == xn.shape
+        xn = xn.contiguous()
     compare(make, backend, xn)
+
+
+@pytest.mark.skipif(not cpu.SLEEF_SIGMOID, reason="torch's sigmoid here is not SLEEF's AVX2/AVX-512 one")
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("case", ["arlif", "arlif_dvs"])
+def test_arlif_cpu_kernels_round_every_sigmoid_where_torch_does(case, threads, sigmoid_splits):
+    """torch's sigmoid and tanh are SLEEF's in their vectorised loop and libm's for the elements
+    left over (the tensor's end, or each thread's share's end above 32768 elements), so the
+    reference's state depends on a neuron's position. On inputs whose sigmoids differ between the
+    two, at sizes around each boundary, the C kernels give the reference's spikes, state and
+    traces bit for bit."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for n in (24, 32, 33, 32769, 40000):
+            x = sigmoid_splits[torch.randint(0, sigmoid_splits.numel(), (3, 2, n))]
+            want, got = CASES[case]("reference").run(x, return_traces=True), CASES[case]("cpu").run(x, return_traces=True)
+            assert 0 < want.spikes.mean() < 1
+            for a, b in zip(want, got):
+                assert torch.equal(a, b) if isinstance(a, torch.Tensor) else all(map(torch.equal, a, b)), n
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("backend", FAST)
@@ -219,8 +249,8 @@ def test_automatic_selection_by_size_and_configuration(monkeypatch):
         smooth(large)
         assert smooth.last_backend == "reference"
         clif = CLIF()
-        clif(small)  # its step translates to C: the compiled path at every size
-        assert clif.last_backend == "compiled"
+        clif(small)  # its step translates to C (where the C's sigmoid vectorises): compiled at every size
+        assert clif.last_backend == ("compiled" if cpu.SLEEF_SIGMOID else "reference")
 
 
 def test_environment_variable_and_argument_override(monkeypatch):

@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -277,16 +277,16 @@ def _declare(lib: ctypes.CDLL) -> None:
         sig = {
             "lif_forward": [_P] * 9 + [_I64] * 7 + [R, R, _INT, R, R, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
             "lif_backward": [_P] * 13 + [_I64] * 5 + [R, R, _INT, R, _INT, R, R, _INT, _I64, _I64, _INT],
-            "arlif_forward": [_P] * 11 + [_I64] * 2 + [R, R, R, R, _INT, _INT, _INT, _INT, _INT, _I64, _I64, _INT],
-            "arlif_backward": [_P] * 17 + [_I64] * 2 + [R, R, R, R, _INT, R, R, _INT, _INT, _INT, _I64, _I64, _INT],
+            "arlif_forward": [_P] * 11 + [_I64] * 2 + [R, R, R, R] + [_INT] * 6 + [_I64, _I64, _INT],
+            "arlif_backward": [_P] * 17 + [_I64] * 2 + [R, R, R, R, _INT, R, R] + [_INT] * 4 + [_I64, _I64, _INT],
         }
         for name, argtypes in sig.items():
             fn = getattr(lib, f"{name}_{suffix}")
             fn.argtypes, fn.restype = argtypes, None
 
 
-def _run(name: str, dtype: torch.dtype, n: int, *args) -> None:
-    """Run kernel ``name`` over neurons ``[0, n)`` on torch's intra-op threads. Tensor arguments
+def _run(name: str, dtype: torch.dtype, n: int, *args, span: Tuple[int, int] = None) -> None:
+    """Run kernel ``name`` over neurons ``[0, n)`` (or ``span``) on torch's intra-op threads. Tensor arguments
     (contiguous CPU tensors of the kernel's dtype) are passed as pointers while ``args`` keeps them
     alive; None is a null pointer.
 
@@ -299,7 +299,47 @@ def _run(name: str, dtype: torch.dtype, n: int, *args) -> None:
         if isinstance(arg, torch.Tensor) and not (arg.dtype == dtype and arg.is_contiguous() and arg.device.type == "cpu"):
             raise ValueError(f"adalif cpu kernel {name}: expected contiguous CPU {dtype} tensors, got {arg.dtype} "
                              f"{'contiguous' if arg.is_contiguous() else 'strided'} on {arg.device}")
-    fn(*(arg.data_ptr() if isinstance(arg, torch.Tensor) else arg for arg in args), 0, n, threads_for(n))
+    lo, hi = span or (0, n)
+    fn(*(arg.data_ptr() if isinstance(arg, torch.Tensor) else arg for arg in args), lo, hi, threads_for(hi - lo))
+
+
+#: Two of torch's float32 vectors (``2 * Vectorized<float>::size()``) on the builds whose sigmoid is
+#: SLEEF's; and ``at::internal::GRAIN_SIZE``, the size above which an op splits among threads.
+_TWO_VECTORS = {"AVX512": 32, "AVX2": 16}.get(torch.backends.cpu.get_cpu_capability())
+_GRAIN = 32768
+
+
+def scalar_ranges(n: int) -> List[Tuple[int, int]]:
+    """Where torch's float32 sigmoid (and its other SLEEF functions) of a contiguous ``n``-element
+    tensor is its scalar function, libm's, as ``(lo, hi)`` ranges of elements; empty where it is one
+    function throughout (a build whose sigmoid is not SLEEF's).
+
+    Hand-written because torch has no way to ask, and it decides a result: torch's vectorised unary
+    loop (``vectorized_loop`` in ATen's ``cpu/Loops.h``) computes two vectors at a time and hands the
+    elements left over to the scalar function; a tensor above ``GRAIN_SIZE`` elements is first split
+    into one share per thread (``at::parallel_for``), each with its own leftover. SLEEF's and libm's
+    results differ in the last bit for a few percent of inputs, so the reference loop's sigmoid of
+    one step, and the spikes and states that follow, depend on a neuron's position. The kernels run
+    SLEEF's function, then libm's over these ranges (a test checks the split against torch.sigmoid
+    at sizes and thread counts around each boundary)."""
+    if not SLEEF_SIGMOID:
+        return []
+    threads = torch.get_num_threads()
+    shares = [(0, n)]
+    if n > _GRAIN and threads > 1:
+        size = -(-n // min(threads, -(-n // _GRAIN)))
+        shares = [(lo, min(n, lo + size)) for lo in range(0, n, size)]
+    return [(lo + (hi - lo) // _TWO_VECTORS * _TWO_VECTORS, hi) for lo, hi in shares if (hi - lo) % _TWO_VECTORS]
+
+
+def _run_sigmoids(name: str, dtype: torch.dtype, n: int, *args) -> None:
+    """Run an AR-LIF kernel (its last argument: whether its sigmoids are libm's) as torch evaluates
+    its sigmoids: SLEEF's over ``[0, n)``, then libm's again over :func:`scalar_ranges` (float32;
+    float64's sigmoid is libm's throughout). A neuron's result depends only on its own inputs, so
+    the second call overwrites the first's on those neurons."""
+    _run(name, dtype, n, *args, 0)
+    for span in scalar_ranges(n) if dtype == torch.float32 else ():
+        _run(name, dtype, n, *args, 1, span=span)
 
 
 def threads_for(n: int) -> int:
@@ -367,13 +407,21 @@ def lif_backward(grad_s, grad_h, grad_v, h_seq, x, v0, alpha, beta, v_threshold,
 # -- AR-LIF ---------------------------------------------------------------------------------------
 def _functions_of_x(x, c, adaptive_reset, adaptive_threshold, carry_memory):
     """tanh(X), sigmoid(X) and sigmoid(cX), computed by torch as the reference computes them (None
-    where an option is off): the spikes depend on them, so they must round as torch's do. The
-    sigmoids are left to the kernels (None) where theirs is torch's (:data:`SLEEF_SIGMOID`)."""
-    tanh_x = torch.tanh(x) if adaptive_threshold else None
+    where an option is off): the spikes depend on them, so they must round as torch's do, one step at
+    a time as the reference calls them (torch's result depends on an element's position in the
+    tensor, :func:`scalar_ranges`). The sigmoids are left to the kernels (None) where theirs is
+    torch's (:data:`SLEEF_SIGMOID`)."""
+    def per_step(fn, scale=None):
+        out = torch.empty_like(x)
+        for t in range(x.shape[0]):
+            fn(x[t] if scale is None else scale * x[t], out=out[t])
+        return out
+
+    tanh_x = per_step(torch.tanh) if adaptive_threshold else None
     if SLEEF_SIGMOID and x.dtype == torch.float32:
         return tanh_x, None, None
-    sig_x = torch.sigmoid(x) if adaptive_reset else None
-    gate = torch.sigmoid(c * x) if adaptive_reset and carry_memory else None
+    sig_x = per_step(torch.sigmoid) if adaptive_reset else None
+    gate = per_step(torch.sigmoid, c) if adaptive_reset and carry_memory else None
     return tanh_x, sig_x, gate
 
 
@@ -389,7 +437,7 @@ def arlif_forward(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_
     m = torch.empty(x.shape[1:], dtype=cd)
     tanh_a = torch.tanh(a.to(cd)).item()  # torch's tanh, as the reference's
     flags = (adaptive_reset, adaptive_threshold, carry_memory)
-    _run("arlif_forward", cd, n, xc, *_functions_of_x(xc, c.to(cd), *flags), _in(v0, cd), _in(m0, cd), spikes,
+    _run_sigmoids("arlif_forward", cd, n, xc, *_functions_of_x(xc, c.to(cd), *flags), _in(v0, cd), _in(m0, cd), spikes,
          h_seq, m_seq, v, m, T, n, tanh_a, c.to(cd).item(), float(decay), float(v_threshold), *map(int, flags),
          int(save),
          round_mode(x.dtype))
@@ -407,7 +455,7 @@ def arlif_backward(grad_s, grad_h, grad_m_seq, grad_v, grad_m, h_seq, m_seq, x, 
     kind, sg_a, sg_c = surrogate_args(sg)
     tanh_a = torch.tanh(a.to(cd))
     flags = (adaptive_reset, adaptive_threshold, carry_memory)
-    _run("arlif_backward", cd, n, _in(grad_s, cd), None if grad_h is None else _in(grad_h, cd),
+    _run_sigmoids("arlif_backward", cd, n, _in(grad_s, cd), None if grad_h is None else _in(grad_h, cd),
          None if grad_m_seq is None else _in(grad_m_seq, cd), _in(grad_v, cd), _in(grad_m, cd),
          h_seq.contiguous(), m_seq.contiguous() if adaptive_reset else None, xc,
          *_functions_of_x(xc, c.to(cd), *flags), _in(m0, cd), grad_x, grad_v0, grad_m0, acc_a, acc_c,

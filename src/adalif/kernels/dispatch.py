@@ -261,10 +261,17 @@ def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, sta
     reference instead of ``compiled`` when the choice was automatic and the step function turned
     out not to compile as one graph (the module docstring)."""
     name = select(dynamics.family, requested, x, params, dynamics.step, dynamics)
+    reason = None
     if name in ("cpu", "triton") and state is not None and any(s.dtype != x.dtype for s in state):
         # The kernels compute in one type; torch would promote a mixed state and input.
         reason = (f"the state's dtype ({', '.join(str(s.dtype) for s in state)}) differs from the input's "
                   f"({x.dtype})")
+    elif name == "cpu" and dynamics.family == "arlif" and cpu.SLEEF_SIGMOID and x.dtype == torch.float32 and not (
+            x[0].is_contiguous() and all(s.is_contiguous() for s in state or ())):
+        # torch's sigmoid of a neuron depends on its position in memory (cpu.scalar_ranges); the
+        # kernels follow it for the contiguous layout.
+        reason = "the input or state is not contiguous (call .contiguous() on it)"
+    if reason is not None:
         if _requested(requested) is not None:
             raise RuntimeError(f"adalif {dynamics.family}: backend {name!r} cannot run: {reason}")
         _warn_once("adalif %s: using the reference loop (slower) because %s", dynamics.family, reason)
@@ -381,5 +388,9 @@ def _run_arlif(x, state, params, impl, return_traces) -> F.SequenceOutput:
         return F.SequenceOutput(spikes, new_state)
     h_seq = h_seq.reshape(x.shape).to(x.dtype)
     m_seq = m_seq.reshape(x.shape).to(x.dtype) if params.adaptive_reset else None
-    v_seq = arlif_reset(h_seq, spikes, arlif_threshold(x, params._replace(a=a)), m_seq, params)
+    # One step at a time, as the reference: torch's tanh and sigmoid round by an element's position
+    # in the tensor they are given (cpu.scalar_ranges).
+    p = params._replace(a=a)
+    v_seq = torch.stack([arlif_reset(h_seq[t], spikes[t], arlif_threshold(x[t], p), None if m_seq is None else m_seq[t],
+                                     params) for t in range(T)])
     return F.SequenceOutput(spikes, new_state, h_seq, v_seq)

@@ -32,3 +32,6 @@ static inline R NAME(sigmoid)(R z) { return (R)1 / ((R)1 + NAME(sleef_exp)(-z));
 #else
 static inline R NAME(sigmoid)(R z) { return (R)1 / ((R)1 + EXP(-z)); }
 #endif
+/* torch's scalar sigmoid (libm's exp), which its vectorised kernel runs on the last elements of each
+ * thread's range that do not fill two vectors (cpu.scalar_ranges): the kernels use it there. */
+static inline R NAME(sigmoid_libm)(R z) { return (R)1 / ((R)1 + EXP(-z)); }

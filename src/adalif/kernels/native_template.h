@@ -10,9 +10,11 @@
  * select), which is what lets gcc vectorise them.
  *
  * Exactness: the forward follows the reference loops' expressions in their order (no multiply-add
- * is fused: -ffp-contract=off), so H, V and every spike round as torch's do; AR-LIF's functions of
- * X (tanh X, sigmoid X, sigmoid cX) are computed by torch and passed in, and sigmoid(M) uses libm's
- * exp, as torch's scalar sigmoid does. The backward's surrogate derivative and sigmoid(M) use
+ * is fused: -ffp-contract=off), so H, V and every spike round as torch's do. AR-LIF's tanh X is
+ * computed by torch, one step at a time as the reference does, and passed in; its sigmoids (of X, cX
+ * and M) are torch's own function of each neuron: its vectorised one (native_math.h), or libm's
+ * where torch runs its scalar loop (the call with libm set, cpu.scalar_ranges), or, on a build whose
+ * sigmoid is not SLEEF's, computed by torch and passed in. The backward's surrogate derivative and sigmoid(M) use
  * NAME(fast_exp), a few ulp from exp: gradients agree with autograd through the reference to
  * rounding (the tests allow 1e-5), while the spikes the backward recomputes are the forward's. */
 
@@ -213,12 +215,19 @@ void NAME(lif_backward)(const R *grad_s, const R *grad_h, const R *grad_v, const
 }
 
 /* AR-LIF's sigmoid(X) and sigmoid(cX) of one step's block, for the forward and the backward when
- * torch did not pass them (sig_x NULL: the kernels' sigmoid is torch's, native_math.h). */
-static inline void NAME(sigmoids_of_x)(const R *xt, R c, R *sx, R *gate, int64_t len) {
-    for (int64_t j = 0; j < len; j++) {
-        sx[j] = NAME(sigmoid)(xt[j]);
-        gate[j] = NAME(sigmoid)(c * xt[j]);
-    }
+ * torch did not pass them (sig_x NULL: the kernels' sigmoid is torch's, native_math.h): its
+ * vectorised one, or with libm torch's scalar one (the neurons where torch runs its scalar loop). */
+static inline void NAME(sigmoids_of_x)(const R *xt, R c, R *sx, R *gate, int64_t len, int libm) {
+    if (libm)
+        for (int64_t j = 0; j < len; j++) {
+            sx[j] = NAME(sigmoid_libm)(xt[j]);
+            gate[j] = NAME(sigmoid_libm)(c * xt[j]);
+        }
+    else
+        for (int64_t j = 0; j < len; j++) {
+            sx[j] = NAME(sigmoid)(xt[j]);
+            gate[j] = NAME(sigmoid)(c * xt[j]);
+        }
 }
 
 /* AR-LIF forward (adalif.functional.arlif). tanh_x, sig_x and gate are torch's tanh(X),
@@ -226,7 +235,7 @@ static inline void NAME(sigmoids_of_x)(const R *xt, R c, R *sx, R *gate, int64_t
 void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *gate, const R *v0, const R *m0,
                          R *spikes, R *h_seq, R *m_seq, R *v_out, R *m_out, int64_t T, int64_t N, R tanh_a,
                          R c, R decay, R v_threshold, int adaptive_reset, int adaptive_threshold, int carry, int save,
-                         int round_mode, int64_t lo, int64_t hi, int nthreads) {
+                         int round_mode, int libm, int64_t lo, int64_t hi, int nthreads) {
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {
@@ -251,7 +260,7 @@ void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *g
             }
             if (adaptive_reset) {
                 const R *sx = sig_x ? sig_x + base : sxl, *gt = carry ? (gate ? gate + base : gtl) : zero;
-                if (!sig_x) NAME(sigmoids_of_x)(xt, c, sxl, gtl, len);
+                if (!sig_x) NAME(sigmoids_of_x)(xt, c, sxl, gtl, len, libm);
                 R *mt = save ? m_seq + base : scratch;
                 for (int64_t j = 0; j < len; j++) {
                     const R m_prev = carry ? m[j] : (R)0;
@@ -261,7 +270,10 @@ void NAME(arlif_forward)(const R *x, const R *tanh_x, const R *sig_x, const R *g
                     m[j] = mj;
                     mt[j] = mj;
                 }
-                for (int64_t j = 0; j < len; j++) sm[j] = NAME(sigmoid)(m[j]);
+                if (libm)
+                    for (int64_t j = 0; j < len; j++) sm[j] = NAME(sigmoid_libm)(m[j]);
+                else
+                    for (int64_t j = 0; j < len; j++) sm[j] = NAME(sigmoid)(m[j]);
                 for (int64_t j = 0; j < len; j++) v[j] = h[j] - s[j] * (th[j] + sm[j]);
             } else {
                 for (int64_t j = 0; j < len; j++) v[j] = h[j] - s[j] * th[j];
@@ -282,7 +294,8 @@ void NAME(arlif_backward)(const R *grad_s, const R *grad_h, const R *grad_m_seq,
                           const R *h_seq, const R *m_seq, const R *x, const R *tanh_x, const R *sig_x,
                           const R *gate, const R *m0, R *grad_x, R *grad_v0, R *grad_m0, R *acc_a, R *acc_c,
                           int64_t T, int64_t N, R tanh_a, R c, R decay, R v_threshold, int kind, R sg_a, R sg_c,
-                          int adaptive_reset, int adaptive_threshold, int carry, int64_t lo, int64_t hi, int nthreads) {
+                          int adaptive_reset, int adaptive_threshold, int carry, int libm, int64_t lo, int64_t hi,
+                          int nthreads) {
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {
@@ -312,7 +325,7 @@ void NAME(arlif_backward)(const R *grad_s, const R *grad_h, const R *grad_m_seq,
                 const R *mt = m_seq + base, *sx = sig_x ? sig_x + base : sxl;
                 const R *mp = t > 0 ? mt - N : m0 + b0;
                 const R *gt = carry ? (gate ? gate + base : gtl) : zero;
-                if (!sig_x) NAME(sigmoids_of_x)(xt, c, sxl, gtl, len);
+                if (!sig_x) NAME(sigmoids_of_x)(xt, c, sxl, gtl, len, libm);
                 for (int64_t j = 0; j < len; j++) {
                     const R s = u[j] >= 0 ? (R)1 : (R)0;
                     const R sig_m = (R)1 / ((R)1 + NAME(fast_exp)(-mt[j]));

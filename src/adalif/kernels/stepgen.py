@@ -97,6 +97,8 @@ class _Recorder(TorchDispatchMode):
         self.constants: Dict[int, torch.Tensor] = {}
         self.dtype, self.n = dtype, n
         self.error: Optional[str] = None
+        # The values that change with the input or the state (not the parameters alone).
+        self.varying = {name for _, name in inputs if not name.startswith("in_p")}
 
     def name_of(self, t: torch.Tensor) -> str:
         return self.names[id(t)]
@@ -180,6 +182,11 @@ class _Recorder(TorchDispatchMode):
         elif op == "threshold_backward":  # relu's: grad where self > threshold, else 0
             (g, tg), (x, _) = operands[:2]
             expr = f"({x} <= {_c_float(args[2])} ? (R)0 : {cast(g, tg)})"
+        elif op == "sigmoid" and cpu.SLEEF_SIGMOID and operands[0][0] not in self.varying:
+            # torch's sigmoid of a [C] or 0-d parameter rounds by the parameter's own size, which the
+            # kernels do not see (cpu.scalar_ranges): a parameter's constrain does it right.
+            raise Unsupported("torch.sigmoid of parameters alone inside the step (give the parameter "
+                              "constrain=torch.sigmoid instead)")
         elif op in _SCALAR_LIBM and self.dtype == torch.float32 and not (op == "sigmoid" and cpu.SLEEF_SIGMOID):
             # libm's functions are called one element at a time and stop gcc vectorising the loop:
             # measured 3x slower than the reference loop (AR-LIF's step), so torch.compile it is.
@@ -199,6 +206,8 @@ class _Recorder(TorchDispatchMode):
             raise Unsupported(f"aten.{op}")
         name = f"v{len(self.lines)}"
         self.lines.append(f"const {ctype} {name} = {expr};")
+        if any(o in self.varying for o, _ in operands):
+            self.varying.add(name)
         self.types[name] = ctype
         self.names[id(out)] = name
         self.alive.append(out)
@@ -218,6 +227,7 @@ class Plan(NamedTuple):
     per_step: Tuple[bool, ...]    # whether each is sliced per step ([T, N]) or one value ([N])
     n_state: int
     has_h: bool
+    sigmoid: bool                 # whether the step calls torch.sigmoid (cpu.scalar_ranges)
 
 
 _N = 16  # the neurons of the recording
@@ -285,7 +295,7 @@ def _source(fwd: List[str], back: List[str], n_state: int, per_step: Tuple[bool,
     block_arrays = " ".join(f"R s{i}[BLOCK];" for i in S)
     names = lambda args: ", ".join(a.split()[-1] for a in args.split(", "))  # noqa: E731
     fwd_names, bwd_names = names(fwd_args), names(bwd_args)
-    return f"""#include <math.h>
+    return _with_libm_blocks(f"""#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #define BLOCK 256
@@ -332,12 +342,14 @@ static void forward_block({fwd_args}, int64_t T, int64_t N, int save, int traces
     }}
 }}
 
-void seq_forward({fwd_args}, int64_t T, int64_t N, int save, int traces, int64_t lo, int64_t hi, int nthreads) {{
+void seq_forward({fwd_args}, int64_t T, int64_t N, int save, int traces, int libm, int64_t lo, int64_t hi,
+                 int nthreads) {{
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {{
         const int64_t b0 = lo + blk * BLOCK;
-        forward_block({fwd_names}, T, N, save, traces, b0, hi - b0 < BLOCK ? hi - b0 : BLOCK);
+        (libm ? forward_block_libm : forward_block)({fwd_names}, T, N, save, traces, b0,
+                                                    hi - b0 < BLOCK ? hi - b0 : BLOCK);
     }}
 }}
 
@@ -374,15 +386,30 @@ static void backward_block({bwd_args}, int64_t T, int64_t N, int64_t b0, int64_t
     }}
 }}
 
-void seq_backward({bwd_args}, int64_t T, int64_t N, int64_t lo, int64_t hi, int nthreads) {{
+void seq_backward({bwd_args}, int64_t T, int64_t N, int libm, int64_t lo, int64_t hi, int nthreads) {{
     const int64_t nblocks = (hi - lo + BLOCK - 1) / BLOCK;
 #pragma omp parallel for num_threads(nthreads) schedule(static)
     for (int64_t blk = 0; blk < nblocks; blk++) {{
         const int64_t b0 = lo + blk * BLOCK;
-        backward_block({bwd_names}, T, N, b0, hi - b0 < BLOCK ? hi - b0 : BLOCK);
+        (libm ? backward_block_libm : backward_block)({bwd_names}, T, N, b0, hi - b0 < BLOCK ? hi - b0 : BLOCK);
     }}
 }}
-"""
+""")
+
+
+def _with_libm_blocks(source: str) -> str:
+    """``source`` with a second forward and backward block whose sigmoid is libm's, torch's scalar
+    one, for the neurons where torch runs its scalar loop (cpu.scalar_ranges); the same blocks by
+    another name when the step has no sigmoid."""
+    if "sigmoid_r(" not in source:
+        return source.replace("#define BLOCK 256", "#define BLOCK 256\n#define forward_block_libm forward_block\n"
+                              "#define backward_block_libm backward_block", 1)
+    for block, after in (("forward_block", "void seq_forward("), ("backward_block", "void seq_backward(")):
+        start = source.index(f"static void {block}(")
+        end = source.index(after)
+        copy = source[start:end].replace(f"static void {block}(", f"static void {block}_libm(", 1)
+        source = source[:end] + copy.replace("sigmoid_r(", "sigmoid_libm_r(") + source[end:]
+    return source
 
 
 _MATH = {torch.float32: dict(R="float", EXP="expf", LOG="logf", TANH="tanhf", SQRT="sqrtf", FABS="fabsf",
@@ -448,7 +475,7 @@ def plan(dynamics: Dynamics, params: NamedTuple, state: NamedTuple, dtype: torch
                 lib = cpu.load_c(f"adalif_step_{dynamics.family}", source)
                 for fn in (lib.seq_forward, lib.seq_backward):
                     fn.restype = None
-                _PLANS[key] = Plan(lib, fields, per_step, len(state), has_h)
+                _PLANS[key] = Plan(lib, fields, per_step, len(state), has_h, "sigmoid_r(" in source)
             except Unsupported as err:
                 _PLANS[key] = err
             except (RuntimeError, OSError) as err:  # no compiler, a failed build
@@ -486,11 +513,23 @@ def _forward(p: Plan, x, starts, prepared, traces: bool, saved: Optional[List[to
     ends = [torch.empty_like(s) for s in starts]
     scratch = x.new_empty(1)  # where an output that is not wanted goes (never read)
     out = lambda t: _ptr(t) or _ptr(scratch)  # noqa: E731
-    p.lib.seq_forward(_ptr(x), *map(_ptr, starts), *map(_ptr, prepared), _ptr(spikes), out(h_seq), out(v_seq),
-                      *(out(t) for t in (saved or [None] * len(starts))), *map(_ptr, ends), ctypes.c_int64(T),
-                      ctypes.c_int64(N), ctypes.c_int(saved is not None), ctypes.c_int(traces), ctypes.c_int64(0),
-                      ctypes.c_int64(N), ctypes.c_int(cpu.threads_for(N)))
+    args = (_ptr(x), *map(_ptr, starts), *map(_ptr, prepared), _ptr(spikes), out(h_seq), out(v_seq),
+            *(out(t) for t in (saved or [None] * len(starts))), *map(_ptr, ends), ctypes.c_int64(T),
+            ctypes.c_int64(N), ctypes.c_int(saved is not None), ctypes.c_int(traces))
+    for libm, (lo, hi) in _spans(p, x.dtype, N):
+        p.lib.seq_forward(*args, ctypes.c_int(libm), ctypes.c_int64(lo), ctypes.c_int64(hi),
+                          ctypes.c_int(cpu.threads_for(hi - lo)))
     return spikes, ends, h_seq, v_seq
+
+
+def _spans(p: Plan, dtype: torch.dtype, n: int):
+    """(libm, (lo, hi)) for each kernel call: every neuron with torch's vectorised sigmoid, then again
+    with its scalar one where torch runs its scalar loop (cpu.scalar_ranges; a neuron's result
+    depends only on its own inputs, so the second call overwrites the first's there)."""
+    yield 0, (0, n)
+    if p.sigmoid and dtype == torch.float32:
+        for span in cpu.scalar_ranges(n):
+            yield 1, span
 
 
 def _ptr(t: Optional[torch.Tensor]):
@@ -540,9 +579,10 @@ class _Sequence(torch.autograd.Function):
                   g_h.contiguous() if g_h is not None and g_h.numel() else None,
                   g_v.contiguous() if g_v is not None and g_v.numel() else None,
                   *(contiguous(g, s) for g, s in zip(g_ends, starts))]
-        p.lib.seq_backward(*map(_ptr, inputs), _ptr(g_x), *map(_ptr, g_starts), *map(_ptr, g_prepared),
-                           ctypes.c_int64(T), ctypes.c_int64(N), ctypes.c_int64(0), ctypes.c_int64(N),
-                           ctypes.c_int(cpu.threads_for(N)))
+        for libm, (lo, hi) in _spans(p, x.dtype, N):
+            p.lib.seq_backward(*map(_ptr, inputs), _ptr(g_x), *map(_ptr, g_starts), *map(_ptr, g_prepared),
+                               ctypes.c_int64(T), ctypes.c_int64(N), ctypes.c_int(libm), ctypes.c_int64(lo),
+                               ctypes.c_int64(hi), ctypes.c_int(cpu.threads_for(hi - lo)))
         wanted = [(t, g, leaf) for t, g, leaf in zip(prepared, g_prepared, leaves) if leaf.requires_grad]
         found = iter(torch.autograd.grad([t for t, _, _ in wanted], [leaf for _, _, leaf in wanted],
                                          [g for _, g, _ in wanted], allow_unused=True) if wanted else ())
@@ -561,6 +601,12 @@ def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTup
     p = plan(dynamics, params, state, x.dtype)
     if return_traces and not p.has_h:
         raise Unsupported("traces of a step that returns no potential h")
+    if p.sigmoid and x.dtype == torch.float32 and cpu.SLEEF_SIGMOID and not (
+            x[0].is_contiguous() and all(s.is_contiguous() for s in state)):
+        # torch's sigmoid rounds by an element's position in memory; the kernels follow the
+        # contiguous layout's (cpu.scalar_ranges).
+        raise Unsupported("a step with torch.sigmoid on an input or state that is not contiguous (call "
+                          ".contiguous() on it)")
     for name in p.fields:
         value = getattr(params, name)
         if value.dtype != x.dtype or value.device != x.device:
