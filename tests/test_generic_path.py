@@ -385,3 +385,13 @@ def test_a_step_with_sigmoid_on_a_non_contiguous_input_is_not_translated():
     x = torch.randn(3, 4, 2).transpose(1, 2)
     with pytest.raises(stepgen.Unsupported, match="not contiguous"):
         stepgen.run(SIGMOID_PROBE.dynamics, x, _SigmoidState(torch.zeros(2, 4)), _SigmoidOptions())
+    # The automatic choice, which takes the generated C on small inputs, runs the reference loop
+    # then (not torch.compile's minutes), for a non-contiguous input or state alike.
+    clif, ref = adalif.CLIF(), adalif.CLIF(backend="reference")
+    state = type(clif.initial_state(x[0]))(*(torch.rand(4, 2).t() for _ in clif.initial_state(x[0])))
+    for inp, st in ((x, None), (x.contiguous(), state)):
+        out, want = clif.run(inp, st), ref.run(inp, st)
+        assert clif.last_backend == "reference"
+        assert torch.equal(out.spikes, want.spikes) and all(map(torch.equal, out.state, want.state))
+    clif.run(x.contiguous())
+    assert clif.last_backend == "compiled"

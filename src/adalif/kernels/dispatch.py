@@ -271,6 +271,10 @@ def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, sta
         # torch's sigmoid of a neuron depends on its position in memory (cpu.scalar_ranges); the
         # kernels follow it for the contiguous layout.
         reason = "the input or state is not contiguous (call .contiguous() on it)"
+    elif (name == "compiled" and _requested(requested) is None and state is not None and x.device.type == "cpu"
+          and x[0].numel() < AUTO_CPU_MIN_STEP_NUMEL and not torch.compiler.is_compiling()
+          and not stepgen.translates(dynamics, x, params, state)):
+        name = "reference"  # chosen for the generated C, which this state's layout rules out (as select)
     if reason is not None:
         if _requested(requested) is not None:
             raise RuntimeError(f"adalif {dynamics.family}: backend {name!r} cannot run: {reason}")

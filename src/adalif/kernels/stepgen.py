@@ -601,12 +601,7 @@ def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTup
     p = plan(dynamics, params, state, x.dtype)
     if return_traces and not p.has_h:
         raise Unsupported("traces of a step that returns no potential h")
-    if p.sigmoid and x.dtype == torch.float32 and cpu.SLEEF_SIGMOID and not (
-            x[0].is_contiguous() and all(s.is_contiguous() for s in state)):
-        # torch's sigmoid rounds by an element's position in memory; the kernels follow the
-        # contiguous layout's (cpu.scalar_ranges).
-        raise Unsupported("a step with torch.sigmoid on an input or state that is not contiguous (call "
-                          ".contiguous() on it)")
+    _check_layout(p, x, state)
     for name in p.fields:
         value = getattr(params, name)
         if value.dtype != x.dtype or value.device != x.device:
@@ -625,14 +620,26 @@ def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTup
     return SequenceOutput(spikes, final, h_seq if p.has_h else None, v_seq)
 
 
-def translates(dynamics: Dynamics, x: torch.Tensor, params: NamedTuple) -> bool:
-    """Whether :func:`run` takes ``dynamics`` over ``x`` (translating its step the first time)."""
+def _check_layout(p: Plan, x: torch.Tensor, state: NamedTuple) -> None:
+    """torch's sigmoid rounds by an element's position in memory; the kernels follow the contiguous
+    layout's (cpu.scalar_ranges)."""
+    if p.sigmoid and x.dtype == torch.float32 and cpu.SLEEF_SIGMOID and not (
+            x[0].is_contiguous() and all(s.is_contiguous() for s in state)):
+        raise Unsupported("a step with torch.sigmoid on an input or state that is not contiguous (call "
+                          ".contiguous() on it)")
+
+
+def translates(dynamics: Dynamics, x: torch.Tensor, params: NamedTuple, state: Optional[NamedTuple] = None) -> bool:
+    """Whether :func:`run` takes ``dynamics`` over ``x`` from ``state`` (None: the initial state),
+    translating its step the first time."""
     if x.device.type != "cpu":
         return False
     try:
-        with torch.inference_mode(False):
-            state = dynamics.initial_state(x[0], params)
+        if state is None:
+            with torch.inference_mode(False):
+                state = dynamics.initial_state(x[0], params)
         p = plan(dynamics, params, state, x.dtype)
+        _check_layout(p, x, state)
         return all(getattr(params, f).dtype == x.dtype for f in p.fields)
     except Unsupported:
         return False
