@@ -72,18 +72,25 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--allocator", choices=["reuse", "system"], default="reuse",
                         help="reuse: raise glibc's mmap/trim thresholds (see benchmarks/neurons.py)")
+    parser.add_argument("--network", choices=["all", "dalif", "lif", "spikingjelly"], default="all",
+                        help="one network alone, in a fresh process: its first step is then its own "
+                             "(each step's time is printed to stderr)")
     args = parser.parse_args(argv)
     if args.allocator == "reuse":
         reuse_freed_memory()
     torch.manual_seed(0)
     rows = []
-    for label, neuron in [("adalif DALIF", "dalif"), ("adalif LIF", {"name": "lif", "v_reset": None})]:
+    for key, label, neuron in [("dalif", "adalif DALIF", "dalif"), ("lif", "adalif LIF", {"name": "lif", "v_reset": None})]:
+        if args.network not in ("all", key):
+            continue
         print(label, file=sys.stderr)
         model = create_model("resnet19", neuron=neuron, num_classes=10, T=args.T)
         rows.append((label,) + measure(model, args.T, args.batch, args.steps))
     try:
         from spikingjelly.activation_based import functional
     except ImportError:
+        functional = None
+    if args.network not in ("all", "spikingjelly"):
         functional = None
     if functional is not None:
         print("SpikingJelly LIFNode", file=sys.stderr)
