@@ -13,6 +13,7 @@ import torch  # noqa: E402
 
 from adalif.definitions import CLIF  # noqa: E402
 from adalif.kernels import cpu, dispatch  # noqa: E402
+from adalif.functional import ARLIFState  # noqa: E402
 from adalif.neurons import ARLIF, DALIF, LIF, PLIF  # noqa: E402
 from adalif.surrogate import ATan, Rectangle, Sigmoid, Triangle  # noqa: E402
 
@@ -383,3 +384,20 @@ def test_public_fast_path_has_the_reference_signature(backend):
             torch.testing.assert_close(u, v, rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="backend: unknown backend 'gpu'"):
         kernels.lif(x, backend="gpu")
+
+
+@pytest.mark.parametrize("flags", [dict(carry_memory=False), dict(adaptive_reset=False), {}])
+@pytest.mark.parametrize("use_m", [False, True])
+def test_arlif_initial_memory_gradient_is_none_where_the_references_is(flags, use_m):
+    """Without the carried memory M_0 reaches nothing, and without the adaptive reset only the end
+    state: autograd through the reference gives M_0 no gradient (None) then, and so does cpu."""
+    x = torch.randn(3, 8)
+    grads = []
+    for backend in ("reference", "cpu"):
+        v0, m0 = torch.zeros(8, requires_grad=True), torch.full((8,), 0.3, requires_grad=True)
+        out = ARLIF(backend=backend, **flags).run(x.clone().requires_grad_(), ARLIFState(v0, m0))
+        (out.spikes.sum() + out.state.v.sum() + (2 * out.state.m.sum() if use_m else 0)).backward()
+        grads.append(m0.grad)
+    assert (grads[0] is None) == (grads[1] is None)
+    if grads[0] is not None:
+        torch.testing.assert_close(grads[1], grads[0], rtol=1e-5, atol=1e-6)

@@ -199,6 +199,9 @@ def _arlif_autograd_backward(ctx, grad_s, grad_h, grad_m_seq, grad_v, grad_m):
     if h_seq.numel() == 0:
         raise RuntimeError("adalif::arlif_forward ran with save=False; call it with save=True to backpropagate")
     cd = h_seq.dtype
+    # M_0 reaches nothing without the carried memory, and only the end state without the adaptive
+    # reset: None then, as autograd gives through the reference loop (not zeros).
+    m0_unused = (not carry_memory) if adaptive_reset else grad_m is None
     grad_s = torch.zeros_like(x) if grad_s is None else grad_s
     grad_v = torch.zeros_like(v0, dtype=cd) if grad_v is None else grad_v
     grad_m = torch.zeros_like(m0, dtype=cd) if grad_m is None else grad_m
@@ -208,7 +211,7 @@ def _arlif_autograd_backward(ctx, grad_s, grad_h, grad_m_seq, grad_v, grad_m):
     )
     need = ctx.needs_input_grad
     return (
-        gx, gv0.to(v0.dtype) if need[1] else None, gm0.to(m0.dtype) if need[2] else None,
+        gx, gv0.to(v0.dtype) if need[1] else None, gm0.to(m0.dtype) if need[2] and not m0_unused else None,
         ga.reshape(a.shape).to(a.dtype) if need[3] else None, gc.reshape(c.shape).to(c.dtype) if need[4] else None,
         None, None, None, None, None, None, None, None, None,
     )
