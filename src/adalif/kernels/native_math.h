@@ -2,8 +2,8 @@
  * R, NAME, EXP, FMA, NEARBYINT, FAST_EXP_OK and ADALIF_SLEEF defined). */
 #if FAST_EXP_OK && ADALIF_SLEEF
 /* SLEEF's expf (u10), the function torch's vectorised float32 sigmoid evaluates (with fused
- * multiply-adds, as its AVX2/AVX-512 build): so NAME(sigmoid) is torch.sigmoid bit for bit (a test
- * checks it on 2^20 values), and vectorises. Written out because SLEEF is not a system library. */
+ * multiply-adds, as its AVX2/AVX-512 build): so NAME(sigmoid) is torch's vectorised sigmoid bit for
+ * bit (NAME(sigmoid_libm) below is its scalar one; tests check both at every position), and vectorises. Written out because SLEEF is not a system library. */
 static inline float NAME(pow2i)(int32_t q) {
     const int32_t b = (q + 0x7f) << 23;
     float f;
