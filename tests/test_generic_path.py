@@ -15,11 +15,23 @@ import adalif
 from adalif import definitions as D
 from adalif.functional import StepOutput
 from adalif.kernels import stepgen
+from adalif.surrogate import Triangle
 
 pytestmark = pytest.mark.skipif(adalif.kernels.generic.UNAVAILABLE_REASON is not None,
                                 reason="torch.compile's CPU backend needs a C++ compiler")
 
 T = 6
+
+
+class _Options(NamedTuple):
+    """The options of this file's one-state neurons."""
+
+    v_threshold: float = 1.0
+    surrogate: object = Triangle(1.0)
+
+
+class _State(NamedTuple):
+    v: torch.Tensor
 
 
 def make(name):
@@ -139,25 +151,14 @@ def test_half_precision_against_float32_reference(dtype):
 def graph_breaking_neuron(step_body):
     """A neuron (unregistered) whose step runs ``step_body(h, p)`` after charging: a fresh step
     function per call, since what the dispatcher learns about a step is kept per function."""
-    from typing import NamedTuple
-
-    from adalif.functional import StepOutput
-    from adalif.surrogate import Triangle
-
-    class Options(NamedTuple):
-        v_threshold: float = 1.0
-        surrogate: object = Triangle(1.0)
-
-    class State(NamedTuple):
-        v: torch.Tensor
 
     def guarded_step(x, state, p):
         h = 0.9 * state.v + x
         step_body(h, p)
         s = p.surrogate(h - p.v_threshold)
-        return StepOutput(s, State(h - s * p.v_threshold), h)
+        return StepOutput(s, _State(h - s * p.v_threshold), h)
 
-    return D.NeuronDefinition("guarded", "Guarded", Options, State, guarded_step).module_class()
+    return D.NeuronDefinition("guarded", "Guarded", _Options, _State, guarded_step).module_class()
 
 
 def warn_if_large(h, p):
@@ -213,24 +214,13 @@ def test_a_bug_in_the_step_raises_as_itself_on_compiled_not_as_a_graph_break(mon
 # -- the C generator (kernels/stepgen.py) ----------------------------------------------------------------
 def custom_neuron(step_body, name="custom"):
     """An unregistered one-state neuron whose step runs ``step_body(h, x)`` to get its spike input."""
-    from typing import NamedTuple
-
-    from adalif.functional import StepOutput
-    from adalif.surrogate import Triangle
-
-    class Options(NamedTuple):
-        v_threshold: float = 1.0
-        surrogate: object = Triangle(1.0)
-
-    class State(NamedTuple):
-        v: torch.Tensor
 
     def step(x, state, p):
         h = 0.9 * state.v + x
         s = p.surrogate(step_body(h, x) - p.v_threshold)
-        return StepOutput(s, State(h - s * p.v_threshold), h)
+        return StepOutput(s, _State(h - s * p.v_threshold), h)
 
-    return D.NeuronDefinition(name, name.title(), Options, State, step).module_class()
+    return D.NeuronDefinition(name, name.title(), _Options, _State, step).module_class()
 
 
 @pytest.mark.parametrize("body, translated", [
@@ -318,21 +308,12 @@ def test_a_state_in_another_dtype_than_the_input_gives_the_reference_numbers():
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-class _SigmoidOptions(NamedTuple):
-    v_threshold: float = 0.5
-    surrogate: object = adalif.surrogate.Triangle(1.0)
-
-
-class _SigmoidState(NamedTuple):
-    v: torch.Tensor
-
-
 def _sigmoid_step(x_t, state, p):
     h = torch.sigmoid(x_t)
-    return StepOutput(p.surrogate(h - p.v_threshold), _SigmoidState(h), h)
+    return StepOutput(p.surrogate(h - p.v_threshold), _State(h), h)
 
 
-SIGMOID_PROBE = D.NeuronDefinition("sigmoid_probe", "SigmoidProbe", _SigmoidOptions, _SigmoidState, _sigmoid_step)
+SIGMOID_PROBE = D.NeuronDefinition("sigmoid_probe", "SigmoidProbe", _Options, _State, _sigmoid_step)
 
 
 @pytest.mark.skipif(not adalif.kernels.cpu.SLEEF_SIGMOID, reason="torch's sigmoid here is not SLEEF's AVX2/AVX-512 one")
@@ -361,20 +342,20 @@ def test_sigmoid_of_parameters_alone_in_a_step_is_not_translated():
 
     class Options(NamedTuple):
         w: torch.Tensor = torch.zeros(())
-        surrogate: object = adalif.surrogate.Triangle(1.0)
+        surrogate: object = Triangle(1.0)
 
     def step(x_t, state, p):
         h = torch.sigmoid(p.w) * state.v + x_t
-        return StepOutput(p.surrogate(h - 1.0), _SigmoidState(h), h)
+        return StepOutput(p.surrogate(h - 1.0), _State(h), h)
 
-    dynamics = adalif.functional.Dynamics("param_sigmoid", step, lambda like, p: _SigmoidState(torch.zeros_like(like)))
+    dynamics = adalif.functional.Dynamics("param_sigmoid", step, lambda like, p: _State(torch.zeros_like(like)))
     x = torch.randn(3, 2, 4)
     params = Options(w=torch.full((2, 4), 0.3))
     if adalif.kernels.cpu.SLEEF_SIGMOID:
         with pytest.raises(stepgen.Unsupported, match="sigmoid of parameters alone"):
-            stepgen.run(dynamics, x, _SigmoidState(torch.zeros(2, 4)), params)
+            stepgen.run(dynamics, x, _State(torch.zeros(2, 4)), params)
     else:
-        out = stepgen.run(dynamics, x, _SigmoidState(torch.zeros(2, 4)), params)
+        out = stepgen.run(dynamics, x, _State(torch.zeros(2, 4)), params)
         assert torch.equal(out.spikes, adalif.functional.run(dynamics, x, None, params).spikes)
 
 
@@ -384,7 +365,7 @@ def test_a_step_with_sigmoid_on_a_non_contiguous_input_is_not_translated():
     to the next path, which the message names."""
     x = torch.randn(3, 4, 2).transpose(1, 2)
     with pytest.raises(stepgen.Unsupported, match="not contiguous"):
-        stepgen.run(SIGMOID_PROBE.dynamics, x, _SigmoidState(torch.zeros(2, 4)), _SigmoidOptions())
+        stepgen.run(SIGMOID_PROBE.dynamics, x, _State(torch.zeros(2, 4)), _Options())
     # The automatic choice, which takes the generated C on small inputs, runs the reference loop
     # then (not torch.compile's minutes), for a non-contiguous input or state alike.
     clif, ref = adalif.CLIF(), adalif.CLIF(backend="reference")

@@ -137,7 +137,7 @@ def test_arlif_cpu_kernels_round_every_sigmoid_where_torch_does(case, threads, s
     try:
         for n in (24, 32, 33, 32769, 40000):
             x = sigmoid_splits[torch.randint(0, sigmoid_splits.numel(), (3, 2, n))]
-            want, got = CASES[case]("reference").run(x, return_traces=True), CASES[case]("cpu").run(x, return_traces=True)
+            want, got = (CASES[case](backend).run(x, return_traces=True) for backend in ("reference", "cpu"))
             assert 0 < want.spikes.mean() < 1
             for a, b in zip(want, got):
                 assert torch.equal(a, b) if isinstance(a, torch.Tensor) else all(map(torch.equal, a, b)), n

@@ -332,14 +332,32 @@ def scalar_ranges(n: int) -> List[Tuple[int, int]]:
     return [(lo + (hi - lo) // _TWO_VECTORS * _TWO_VECTORS, hi) for lo, hi in shares if (hi - lo) % _TWO_VECTORS]
 
 
+def sigmoid_spans(n: int, dtype: torch.dtype):
+    """``(libm, (lo, hi))`` for each call of a kernel that evaluates sigmoids over ``n`` neurons
+    (its ``libm`` argument: whether they are libm's), so that it evaluates them as torch does:
+    SLEEF's over ``[0, n)``, then libm's again over :func:`scalar_ranges` (float32; the kernels'
+    float64 sigmoid is libm's throughout). A neuron's result depends only on its own inputs, so the
+    second call overwrites the first's on those neurons."""
+    yield 0, (0, n)
+    if dtype == torch.float32:
+        for span in scalar_ranges(n):
+            yield 1, span
+
+
+def layout_reason(x: torch.Tensor, state) -> Optional[str]:
+    """Why kernels that evaluate torch's sigmoid cannot give its result at every position for this
+    input and state (None when they can): the positions are memory positions, and the kernels
+    follow the contiguous layout's."""
+    if SLEEF_SIGMOID and x.dtype == torch.float32 and not (
+            x[0].is_contiguous() and all(s.is_contiguous() for s in state or ())):
+        return "the input or state is not contiguous (call .contiguous() on it)"
+    return None
+
+
 def _run_sigmoids(name: str, dtype: torch.dtype, n: int, *args) -> None:
-    """Run an AR-LIF kernel (its last argument: whether its sigmoids are libm's) as torch evaluates
-    its sigmoids: SLEEF's over ``[0, n)``, then libm's again over :func:`scalar_ranges` (float32;
-    float64's sigmoid is libm's throughout). A neuron's result depends only on its own inputs, so
-    the second call overwrites the first's on those neurons."""
-    _run(name, dtype, n, *args, 0)
-    for span in scalar_ranges(n) if dtype == torch.float32 else ():
-        _run(name, dtype, n, *args, 1, span=span)
+    """Run an AR-LIF kernel (its last argument: ``libm``) as :func:`sigmoid_spans` says."""
+    for libm, span in sigmoid_spans(n, dtype):
+        _run(name, dtype, n, *args, libm, span=span)
 
 
 def threads_for(n: int) -> int:
@@ -437,10 +455,9 @@ def arlif_forward(x, v0, m0, a, c, decay, v_threshold, adaptive_reset, adaptive_
     m = torch.empty(x.shape[1:], dtype=cd)
     tanh_a = torch.tanh(a.to(cd)).item()  # torch's tanh, as the reference's
     flags = (adaptive_reset, adaptive_threshold, carry_memory)
-    _run_sigmoids("arlif_forward", cd, n, xc, *_functions_of_x(xc, c.to(cd), *flags), _in(v0, cd), _in(m0, cd), spikes,
-         h_seq, m_seq, v, m, T, n, tanh_a, c.to(cd).item(), float(decay), float(v_threshold), *map(int, flags),
-         int(save),
-         round_mode(x.dtype))
+    _run_sigmoids("arlif_forward", cd, n, xc, *_functions_of_x(xc, c.to(cd), *flags), _in(v0, cd), _in(m0, cd),
+                  spikes, h_seq, m_seq, v, m, T, n, tanh_a, c.to(cd).item(), float(decay), float(v_threshold),
+                  *map(int, flags), int(save), round_mode(x.dtype))
     return spikes.to(x.dtype), h_seq, m_seq, v, m
 
 

@@ -266,11 +266,8 @@ def execute(dynamics: F.Dynamics, requested: Optional[str], x: torch.Tensor, sta
         # The kernels compute in one type; torch would promote a mixed state and input.
         reason = (f"the state's dtype ({', '.join(str(s.dtype) for s in state)}) differs from the input's "
                   f"({x.dtype})")
-    elif name == "cpu" and dynamics.family == "arlif" and cpu.SLEEF_SIGMOID and x.dtype == torch.float32 and not (
-            x[0].is_contiguous() and all(s.is_contiguous() for s in state or ())):
-        # torch's sigmoid of a neuron depends on its position in memory (cpu.scalar_ranges); the
-        # kernels follow it for the contiguous layout.
-        reason = "the input or state is not contiguous (call .contiguous() on it)"
+    elif name == "cpu" and dynamics.family == "arlif":  # its kernels evaluate torch's sigmoid
+        reason = cpu.layout_reason(x, state)
     elif (name == "compiled" and _requested(requested) is None and state is not None and x.device.type == "cpu"
           and x[0].numel() < AUTO_CPU_MIN_STEP_NUMEL and not torch.compiler.is_compiling()
           and not stepgen.translates(dynamics, x, params, state)):

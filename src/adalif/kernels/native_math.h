@@ -1,9 +1,14 @@
-/* The sigmoid of one dtype (native_template.h and the C that stepgen.py generates include it with
+/* The sigmoids of one dtype (native_template.h and the C that stepgen.py generates include it with
  * R, NAME, EXP, FMA, NEARBYINT, FAST_EXP_OK and ADALIF_SLEEF defined). */
+/* torch's scalar sigmoid (libm's exp), which its vectorised kernel runs on the elements left over
+ * after the last pair of vectors (cpu.scalar_ranges): the kernels use it there. */
+static inline R NAME(sigmoid_libm)(R z) { return (R)1 / ((R)1 + EXP(-z)); }
+
 #if FAST_EXP_OK && ADALIF_SLEEF
 /* SLEEF's expf (u10), the function torch's vectorised float32 sigmoid evaluates (with fused
  * multiply-adds, as its AVX2/AVX-512 build): so NAME(sigmoid) is torch's vectorised sigmoid bit for
- * bit (NAME(sigmoid_libm) below is its scalar one; tests check both at every position), and vectorises. Written out because SLEEF is not a system library. */
+ * bit (tests check it and NAME(sigmoid_libm) at every position), and vectorises. Written out
+ * because SLEEF is not a system library. */
 static inline float NAME(pow2i)(int32_t q) {
     const int32_t b = (q + 0x7f) << 23;
     float f;
@@ -30,8 +35,5 @@ static inline R NAME(sleef_exp)(R d) {
 
 static inline R NAME(sigmoid)(R z) { return (R)1 / ((R)1 + NAME(sleef_exp)(-z)); }
 #else
-static inline R NAME(sigmoid)(R z) { return (R)1 / ((R)1 + EXP(-z)); }
+static inline R NAME(sigmoid)(R z) { return NAME(sigmoid_libm)(z); }
 #endif
-/* torch's scalar sigmoid (libm's exp), which its vectorised kernel runs on the last elements of each
- * thread's range that do not fill two vectors (cpu.scalar_ranges): the kernels use it there. */
-static inline R NAME(sigmoid_libm)(R z) { return (R)1 / ((R)1 + EXP(-z)); }

@@ -14,8 +14,8 @@
  * computed by torch, one step at a time as the reference does, and passed in; its sigmoids (of X, cX
  * and M) are torch's own function of each neuron: its vectorised one (native_math.h), or libm's
  * where torch runs its scalar loop (the call with libm set, cpu.scalar_ranges), or, on a build whose
- * sigmoid is not SLEEF's, computed by torch and passed in. The backward's surrogate derivative and sigmoid(M) use
- * NAME(fast_exp), a few ulp from exp: gradients agree with autograd through the reference to
+ * sigmoid is not SLEEF's, computed by torch and passed in. The backward's surrogate derivative and
+ * sigmoid(M) use NAME(fast_exp), a few ulp from exp: gradients agree with autograd through the reference to
  * rounding (the tests allow 1e-5), while the spikes the backward recomputes are the forward's. */
 
 static inline int64_t NAME(min64)(int64_t a, int64_t b) { return a < b ? a : b; }

@@ -523,13 +523,8 @@ def _forward(p: Plan, x, starts, prepared, traces: bool, saved: Optional[List[to
 
 
 def _spans(p: Plan, dtype: torch.dtype, n: int):
-    """(libm, (lo, hi)) for each kernel call: every neuron with torch's vectorised sigmoid, then again
-    with its scalar one where torch runs its scalar loop (cpu.scalar_ranges; a neuron's result
-    depends only on its own inputs, so the second call overwrites the first's there)."""
-    yield 0, (0, n)
-    if p.sigmoid and dtype == torch.float32:
-        for span in cpu.scalar_ranges(n):
-            yield 1, span
+    """(libm, (lo, hi)) for each kernel call: cpu.sigmoid_spans for a step with a sigmoid."""
+    return cpu.sigmoid_spans(n, dtype) if p.sigmoid else [(0, (0, n))]
 
 
 def _ptr(t: Optional[torch.Tensor]):
@@ -621,12 +616,9 @@ def run(dynamics: Dynamics, x: torch.Tensor, state: NamedTuple, params: NamedTup
 
 
 def _check_layout(p: Plan, x: torch.Tensor, state: NamedTuple) -> None:
-    """torch's sigmoid rounds by an element's position in memory; the kernels follow the contiguous
-    layout's (cpu.scalar_ranges)."""
-    if p.sigmoid and x.dtype == torch.float32 and cpu.SLEEF_SIGMOID and not (
-            x[0].is_contiguous() and all(s.is_contiguous() for s in state)):
-        raise Unsupported("a step with torch.sigmoid on an input or state that is not contiguous (call "
-                          ".contiguous() on it)")
+    reason = cpu.layout_reason(x, state) if p.sigmoid else None
+    if reason is not None:
+        raise Unsupported(f"a step with torch.sigmoid where {reason}")
 
 
 def translates(dynamics: Dynamics, x: torch.Tensor, params: NamedTuple, state: Optional[NamedTuple] = None) -> bool:
